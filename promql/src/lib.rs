@@ -1,0 +1,10 @@
+//! PromQL evaluation for Crowsnest. Parsing is done by the `promql-parser` crate; evaluation is
+//! ours, series by series, over the [`storage::Storage`] trait, so the same engine runs over the
+//! sled store, over an in-memory storage for `crowsnest test-rules` and the conformance runner.
+
+pub mod storage;
+
+pub use storage::{MemStorage, Series, SeriesIter, Storage, StorageError};
+pub mod engine;
+
+pub use engine::{Engine, EngineOptions, QueryError, QueryOutput};

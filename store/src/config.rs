@@ -1,0 +1,122 @@
+//! The `store:` section of the config file. Every key has a default, so an empty file (or none)
+//! starts a working store. Durations use Prometheus' syntax (`15d`, `1h`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crowsnest_wire::duration::serde_duration;
+use serde::{Deserialize, Serialize};
+
+use crate::error::StoreError;
+
+/// Store settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// Where sled, the WAL and everything else the store writes live.
+    pub data_dir: PathBuf,
+    /// How long samples are kept; whole chunks past it are dropped.
+    #[serde(with = "serde_duration")]
+    pub retention: Duration,
+    /// Samples older than the newest sample of their series by at most this much are merged into
+    /// the head; older ones are rejected (400) and counted.
+    #[serde(with = "serde_duration")]
+    pub out_of_order_window: Duration,
+    /// Ingest limits (each violation is a 400 naming the series, and a counter).
+    pub limits: Limits,
+    /// Query engine settings.
+    pub query: QueryConfig,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            data_dir: PathBuf::from("./data"),
+            retention: Duration::from_secs(15 * 24 * 3600),
+            out_of_order_window: Duration::from_secs(3600),
+            limits: Limits::default(),
+            query: QueryConfig::default(),
+        }
+    }
+}
+
+/// Ingest limits, protecting the store from hostile or runaway label sets.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Most labels (including `__name__`) one series may have.
+    pub max_label_names_per_series: usize,
+    /// Longest label name, in bytes.
+    pub max_label_name_length: usize,
+    /// Longest label value, in bytes.
+    pub max_label_value_length: usize,
+    /// Most series the head may hold at once; new series beyond it are rejected.
+    pub max_active_series: usize,
+    /// Largest accepted request body (compressed), in bytes.
+    pub max_request_body_bytes: usize,
+    /// Largest accepted body after snappy/gzip decompression, in bytes.
+    pub max_decompressed_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_label_names_per_series: 64,
+            max_label_name_length: 256,
+            max_label_value_length: 4096,
+            max_active_series: 2_000_000,
+            max_request_body_bytes: 32 << 20,
+            max_decompressed_bytes: 128 << 20,
+        }
+    }
+}
+
+/// PromQL engine settings, mirroring Prometheus' `--query.*` flags.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueryConfig {
+    /// How far back an instant selector looks for a sample (`--query.lookback-delta`).
+    #[serde(with = "serde_duration")]
+    pub lookback_delta: Duration,
+    /// Most samples a query may hold in memory at once (`--query.max-samples`).
+    pub max_samples: usize,
+    /// Longest a query may run (`--query.timeout`).
+    #[serde(with = "serde_duration")]
+    pub timeout: Duration,
+    /// Queries evaluated at once; more wait in a queue (`--query.max-concurrency`).
+    pub max_concurrent: usize,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        QueryConfig {
+            lookback_delta: Duration::from_secs(300),
+            max_samples: 50_000_000,
+            timeout: Duration::from_secs(120),
+            max_concurrent: 20,
+        }
+    }
+}
+
+impl StoreConfig {
+    /// Checks values that serde cannot.
+    pub fn validate(&self) -> Result<(), StoreError> {
+        let bad = |m: &str| Err(StoreError::Config(m.to_string()));
+        if self.retention < Duration::from_secs(3600) {
+            return bad("store.retention must be at least 1h");
+        }
+        if self.limits.max_label_names_per_series < 2 {
+            return bad("store.limits.max_label_names_per_series must be at least 2");
+        }
+        if self.limits.max_request_body_bytes == 0 || self.limits.max_decompressed_bytes == 0 {
+            return bad("store.limits body sizes must be positive");
+        }
+        if self.query.max_concurrent == 0 {
+            return bad("store.query.max_concurrent must be at least 1");
+        }
+        if self.query.lookback_delta.is_zero() {
+            return bad("store.query.lookback_delta must be positive");
+        }
+        Ok(())
+    }
+}

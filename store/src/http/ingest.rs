@@ -1,0 +1,83 @@
+//! Ingest endpoints: `POST /api/v1/write` (Prometheus remote_write 1.0, snappy block + protobuf,
+//! <https://prometheus.io/docs/specs/remote_write_spec/>) and `POST /api/v1/import/prometheus`
+//! (text exposition, as VictoriaMetrics offers it). Senders retry 5xx and drop 4xx, so every
+//! problem with the request itself is a 400 naming it, and 5xx is kept for our own failures.
+//! A 204 means the accepted samples are durable (`Db::append` returns after the WAL sync).
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use crowsnest_wire::WriteRequest;
+use crowsnest_wire::exposition::Format;
+use crowsnest_wire::remote::headers;
+
+use super::ApiState;
+use super::error::ApiError;
+use super::params::{read_body, too_large};
+use crate::import::{describe_rejections, import_text};
+
+/// The remote_write 2.0 message type: refused, we only speak 1.0 (senders fall back).
+const PROTO_V2: &str = "io.prometheus.write.v2.request";
+
+/// `POST /api/v1/write`.
+pub async fn write(State(s): State<ApiState>, req_headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let limits = &s.config.limits;
+    if let Some(ct) = header_str(&req_headers, header::CONTENT_TYPE) {
+        let ct = ct.to_ascii_lowercase();
+        if ct.contains(PROTO_V2) {
+            return Err(ApiError::bad_data("remote_write 2.0 is not supported; send prometheus.WriteRequest (remote_write 1.0)").with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
+        }
+    }
+    if let Some(enc) = header_str(&req_headers, header::CONTENT_ENCODING)
+        && !enc.eq_ignore_ascii_case(headers::SNAPPY)
+    {
+        return Err(ApiError::bad_data(format!("{enc} encoding (compression) is not accepted by this server; only snappy is acceptable")).with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
+    }
+    check_content_length(&req_headers, limits.max_request_body_bytes)?;
+    let raw = read_body(body, limits.max_request_body_bytes).await?;
+    let request = WriteRequest::decode_snappy(&raw, limits.max_decompressed_bytes).map_err(|e| ApiError::bad_data(format!("invalid remote_write body: {e}")))?;
+    drop(raw);
+    let db = s.db.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        if !request.metadata.is_empty() {
+            db.append_metadata(request.metadata);
+        }
+        db.append(request.timeseries)
+    })
+    .await??;
+    if !outcome.rejected.is_empty() {
+        tracing::debug!(accepted = outcome.accepted, rejected = outcome.rejected.len(), "Remote write batch partly rejected.");
+        return Err(ApiError::bad_data(describe_rejections(&outcome.rejected)));
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `POST /api/v1/import/prometheus`: Prometheus text or OpenMetrics (chosen by Content-Type or
+/// a trailing `# EOF`). Lines without a timestamp get the time of the request.
+pub async fn import_prometheus(State(s): State<ApiState>, req_headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let limit = s.config.limits.max_decompressed_bytes.max(s.config.limits.max_request_body_bytes);
+    check_content_length(&req_headers, limit)?;
+    let raw = read_body(body, limit).await?;
+    let text = String::from_utf8(raw).map_err(|e| ApiError::bad_data(format!("body is not valid UTF-8 (byte {})", e.utf8_error().valid_up_to())))?;
+    let format = Format::detect(header_str(&req_headers, header::CONTENT_TYPE), &text);
+    let now = chrono::Utc::now().timestamp_millis();
+    let db = s.db.clone();
+    let summary = tokio::task::spawn_blocking(move || import_text(&db, &text, format, now, 0)).await??;
+    if summary.has_problems() {
+        return Err(ApiError::bad_data(format!("{} ({})", summary.problems(), summary.summary_line())));
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Refuses a body whose announced size is over `limit` before reading it.
+fn check_content_length(h: &HeaderMap, limit: usize) -> Result<(), ApiError> {
+    match header_str(h, header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok()) {
+        Some(n) if n > limit as u64 => Err(too_large(limit)),
+        _ => Ok(()),
+    }
+}
