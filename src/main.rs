@@ -1,1 +1,24 @@
-fn main() {}
+//! The `crowsnest` command: a thin CLI over the library crates. `up` runs the whole stack in one
+//! process; `store`, `collector`, `alerter` run one piece; the rest are tools (healthcheck, import,
+//! config and rule checks, benchmarks). Parsing and dispatch only: logic lives in the modules.
+
+mod bench;
+mod cli;
+mod config;
+mod healthcheck;
+mod run;
+mod telemetry;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let args = cli::Cli::parse();
+    telemetry::init(&args.log_level, args.log_format);
+    match run::dispatch(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("crowsnest: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -7,3 +7,11 @@
 //! replaced by the real thing.
 
 pub mod alert;
+pub mod api;
+pub mod config;
+pub mod eval;
+pub mod persist;
+pub mod rules;
+pub mod state;
+pub mod template;
+pub mod notify;

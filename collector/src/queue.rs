@@ -406,6 +406,7 @@ mod tests {
     }
 
     proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(12))]
         #[test]
         fn appended_records_come_back_in_order(lens in proptest::collection::vec(0usize..3000, 1..60)) {
             let dir = tempfile::tempdir().unwrap();

@@ -4,6 +4,8 @@
 
 pub mod bits;
 pub mod chunk;
+pub mod index;
+pub mod wal;
 pub mod xor;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -269,7 +269,7 @@ pub(crate) mod tests {
             4 => (0u32..3).prop_map(|k| k as f64),
             4 => (0i64..1_000_000).prop_map(|m| m as f64 / 100.0),
             2 => any::<f64>(),
-            1 => special,
+            1 => special.prop_map(f64::from_bits),
         ];
         (any::<i32>(), proptest::collection::vec((step, value), 0..300)).prop_map(
             |(start, steps)| {

@@ -1,0 +1,41 @@
+//! `crowsnest healthcheck URL`: exit 0 when URL answers 2xx within the timeout, else exit 1 with a
+//! one-line reason. Lets a container image without curl use `/healthz` or `/ready` as its Docker
+//! HEALTHCHECK.
+
+use std::time::Duration;
+
+/// Probes `url` once; `Ok(())` on a 2xx answer, otherwise the reason.
+pub async fn probe(url: &str, timeout: Duration) -> Result<(), String> {
+    let client = reqwest::Client::builder().timeout(timeout).build().map_err(|e| format!("client: {e}"))?;
+    match client.get(url).send().await {
+        Ok(r) if r.status().is_success() => Ok(()),
+        Ok(r) => Err(format!("{url} answered {}", r.status())),
+        Err(e) if e.is_timeout() => Err(format!("{url} did not answer within {timeout:?}")),
+        Err(e) if e.is_connect() => Err(format!("cannot connect to {url}")),
+        Err(e) => Err(format!("{url}: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn reports_refused_and_ok() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        drop(l);
+        let err = probe(&format!("http://{addr}/healthz"), Duration::from_secs(2)).await.unwrap_err();
+        assert!(err.contains("cannot connect"), "{err}");
+
+        let app = axum::Router::new()
+            .route("/ok", axum::routing::get(|| async { "ok" }))
+            .route("/bad", axum::routing::get(|| async { (axum::http::StatusCode::SERVICE_UNAVAILABLE, "no") }));
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(l, app).await });
+        assert!(probe(&format!("http://{addr}/ok"), Duration::from_secs(2)).await.is_ok());
+        let err = probe(&format!("http://{addr}/bad"), Duration::from_secs(2)).await.unwrap_err();
+        assert!(err.contains("503"), "{err}");
+    }
+}

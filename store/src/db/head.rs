@@ -1,0 +1,270 @@
+//! The head: every series' in-memory state, split into [`SHARDS`] independently locked shards so
+//! concurrent appenders rarely contend. A series holds its encoded labels, its time range, an open
+//! XOR head chunk and a small sorted out-of-order buffer.
+//!
+//! In-order samples are appended to the head chunk, which is closed into a stored chunk after
+//! [`HEAD_CHUNK_SAMPLES`] samples or [`CHUNK_SPAN_MS`] (like Prometheus' 120-sample head chunks).
+//! A sample at or before the newest one is checked for an exact duplicate (a no-op, since
+//! remote_write senders retry whole batches) or a conflicting value; otherwise, inside the
+//! out-of-order window, it is merged: into the head chunk (re-encoded) when it falls in its range,
+//! else into the out-of-order buffer, which is written as its own (overlapping) chunk; queries
+//! merge overlapping chunks by timestamp.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use crowsnest_wire::{Label, Sample};
+
+use super::chunk::{self, ChunkMeta};
+use super::index::labels_eq_encoded;
+use super::metrics::Metrics;
+use super::persist::{CHUNK_SPAN_MS, Disk};
+use super::xor::XorChunk;
+use crate::error::StoreError;
+
+pub const SHARD_BITS: u32 = 4;
+pub const SHARDS: usize = 1 << SHARD_BITS;
+/// Samples per head chunk before it is closed.
+pub const HEAD_CHUNK_SAMPLES: usize = 120;
+/// Out-of-order samples buffered before they are written as a chunk.
+pub const OOO_CHUNK_SAMPLES: usize = 120;
+
+/// Hasher for keys that already are well-mixed u64s (label hashes, refs).
+#[derive(Default)]
+pub struct U64Hasher(u64);
+
+impl Hasher for U64Hasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ *b as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (v >> 32);
+    }
+}
+
+pub type U64Map<V> = HashMap<u64, V, BuildHasherDefault<U64Hasher>>;
+
+/// The shard a label hash belongs to; refs carry their shard in the low bits.
+pub fn shard_of_hash(hash: u64) -> usize {
+    (hash >> 59) as usize & (SHARDS - 1)
+}
+
+pub fn shard_of_ref(sref: u64) -> usize {
+    sref as usize & (SHARDS - 1)
+}
+
+/// What happened to one sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Appended,
+    Duplicate,
+    /// Same timestamp, different value (carries the timestamp).
+    DuplicateTimestamp,
+    OutOfOrder,
+}
+
+/// One series in memory.
+#[derive(Debug)]
+pub struct MemSeries {
+    pub labels: Box<[u8]>,
+    pub hash: u64,
+    /// Oldest sample anywhere (i64::MAX when none).
+    pub min_t: i64,
+    /// Newest sample anywhere (i64::MIN when none).
+    pub max_t: i64,
+    pub head: XorChunk,
+    pub ooo: Vec<Sample>,
+    /// Changed since the last checkpoint.
+    pub dirty: bool,
+}
+
+/// Chunks of one series decoded during one append call (duplicate checks against disk).
+#[derive(Default)]
+pub struct DiskCache {
+    chunks: Vec<(ChunkMeta, Vec<Sample>)>,
+}
+
+impl MemSeries {
+    pub fn new(labels: Box<[u8]>, hash: u64) -> Self {
+        MemSeries { labels, hash, min_t: i64::MAX, max_t: i64::MIN, head: XorChunk::new(), ooo: Vec::new(), dirty: false }
+    }
+
+    /// Closes the head chunk into a stored chunk.
+    pub fn cut_head(&mut self, sref: u64, disk: &Disk, m: &Metrics) -> Result<(), StoreError> {
+        if self.head.is_empty() {
+            return Ok(());
+        }
+        let samples = self.head.samples();
+        let bytes = chunk::encode_with_xor(&samples, &self.head);
+        disk.put_chunk(sref, self.head.min_t(), &bytes)?;
+        m.chunks.inc();
+        m.chunk_bytes.inc_by(bytes.len() as u64);
+        m.chunk_samples.inc_by(samples.len() as u64);
+        self.head = XorChunk::new();
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Writes the out-of-order buffer as its own chunk.
+    pub fn flush_ooo(&mut self, sref: u64, disk: &Disk, m: &Metrics) -> Result<(), StoreError> {
+        let Some(first) = self.ooo.first() else { return Ok(()) };
+        let bytes = chunk::encode(&self.ooo);
+        disk.put_chunk(sref, first.timestamp, &bytes)?;
+        m.chunks.inc();
+        m.chunk_bytes.inc_by(bytes.len() as u64);
+        m.chunk_samples.inc_by(self.ooo.len() as u64);
+        self.ooo = Vec::new();
+        Ok(())
+    }
+
+    fn value_at_on_disk(&self, sref: u64, t: i64, disk: &Disk, m: &Metrics, cache: &mut DiskCache) -> Result<Option<u64>, StoreError> {
+        let covered = cache.chunks.iter().any(|(c, _)| c.min_t <= t && t <= c.max_t);
+        if !covered {
+            for raw in disk.chunks_overlapping(sref, t, t)? {
+                match chunk::decode(&raw) {
+                    Ok((meta, s)) if !cache.chunks.iter().any(|(c, _)| c.min_t == meta.min_t) => cache.chunks.push((meta, s)),
+                    Ok(_) => {}
+                    Err(e) => {
+                        m.corrupt_chunks.inc();
+                        tracing::error!(series = sref, error = %e, "Corrupt chunk skipped.");
+                    }
+                }
+            }
+        }
+        for (c, s) in &cache.chunks {
+            if c.min_t <= t && t <= c.max_t {
+                if let Ok(i) = s.binary_search_by_key(&t, |x| x.timestamp) {
+                    return Ok(Some(s[i].value.to_bits()));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Looks for an existing sample at `t` anywhere (head, out-of-order buffer, disk).
+    fn existing(&self, sref: u64, t: i64, disk: &Disk, m: &Metrics, cache: &mut DiskCache) -> Result<Option<u64>, StoreError> {
+        if !self.head.is_empty() && t >= self.head.min_t() && t <= self.head.max_t() {
+            if t == self.head.max_t() {
+                return Ok(Some(self.head.last_value_bits()));
+            }
+            return Ok(self.head.iter().find(|s| s.timestamp == t).map(|s| s.value.to_bits()));
+        }
+        if let Ok(i) = self.ooo.binary_search_by_key(&t, |x| x.timestamp) {
+            return Ok(Some(self.ooo[i].value.to_bits()));
+        }
+        self.value_at_on_disk(sref, t, disk, m, cache)
+    }
+
+    /// Appends one sample. `window` is the out-of-order window in ms (`None` during WAL replay,
+    /// which accepts any order because concurrent appenders may log in a different order).
+    pub fn append(&mut self, sref: u64, t: i64, v: f64, window: Option<i64>, disk: &Disk, m: &Metrics, cache: &mut DiskCache) -> Result<Outcome, StoreError> {
+        let bits = v.to_bits();
+        if t > self.max_t {
+            if !self.head.is_empty() && (self.head.len() >= HEAD_CHUNK_SAMPLES || t.saturating_sub(self.head.min_t()) >= CHUNK_SPAN_MS) {
+                self.cut_head(sref, disk, m)?;
+            }
+            self.head.append(t, v);
+            self.max_t = t;
+            self.min_t = self.min_t.min(t);
+            self.dirty = true;
+            return Ok(Outcome::Appended);
+        }
+        let too_old = window.is_some_and(|w| self.max_t.saturating_sub(t) > w);
+        if let Some(old) = self.existing(sref, t, disk, m, cache)? {
+            return Ok(if old == bits { Outcome::Duplicate } else { Outcome::DuplicateTimestamp });
+        }
+        if too_old {
+            return Ok(Outcome::OutOfOrder);
+        }
+        if !self.head.is_empty() && t >= self.head.min_t() {
+            let mut samples = self.head.samples();
+            let i = samples.partition_point(|s| s.timestamp < t);
+            samples.insert(i, Sample::new(t, v));
+            let mut c = XorChunk::new();
+            for s in &samples {
+                c.append(s.timestamp, s.value);
+            }
+            self.head = c;
+        } else {
+            let i = self.ooo.partition_point(|s| s.timestamp < t);
+            self.ooo.insert(i, Sample::new(t, v));
+            let span = self.ooo.last().map_or(0, |l| l.timestamp) - self.ooo.first().map_or(0, |f| f.timestamp);
+            if self.ooo.len() >= OOO_CHUNK_SAMPLES || span >= CHUNK_SPAN_MS / 2 {
+                self.flush_ooo(sref, disk, m)?;
+            }
+        }
+        self.min_t = self.min_t.min(t);
+        self.dirty = true;
+        Ok(Outcome::Appended)
+    }
+
+    /// Samples held in memory within `[start, end]` (head chunk and out-of-order buffer).
+    pub fn memory_samples(&self, start: i64, end: i64) -> Vec<Sample> {
+        let mut out: Vec<Sample> = Vec::new();
+        if !self.head.is_empty() && self.head.max_t() >= start && self.head.min_t() <= end {
+            out.extend(self.head.iter().filter(|s| s.timestamp >= start && s.timestamp <= end));
+        }
+        out.extend(self.ooo.iter().filter(|s| s.timestamp >= start && s.timestamp <= end));
+        out
+    }
+
+    /// Approximate heap bytes held by this series (for status and RSS estimates).
+    pub fn heap_bytes(&self) -> usize {
+        self.labels.len() + self.head.byte_len() + self.ooo.capacity() * 16
+    }
+}
+
+/// One lock's worth of series.
+#[derive(Default)]
+pub struct Shard {
+    by_hash: U64Map<u64>,
+    collisions: U64Map<Vec<u64>>,
+    pub series: U64Map<MemSeries>,
+}
+
+impl Shard {
+    pub fn find(&self, hash: u64, labels: &[Label]) -> Option<u64> {
+        let first = *self.by_hash.get(&hash)?;
+        if self.series.get(&first).is_some_and(|s| labels_eq_encoded(labels, &s.labels)) {
+            return Some(first);
+        }
+        self.collisions.get(&hash)?.iter().copied().find(|r| self.series.get(r).is_some_and(|s| labels_eq_encoded(labels, &s.labels)))
+    }
+
+    pub fn insert(&mut self, sref: u64, s: MemSeries) {
+        let hash = s.hash;
+        match self.by_hash.get(&hash) {
+            Some(_) => self.collisions.entry(hash).or_default().push(sref),
+            None => {
+                self.by_hash.insert(hash, sref);
+            }
+        }
+        self.series.insert(sref, s);
+    }
+
+    pub fn remove(&mut self, sref: u64) -> Option<MemSeries> {
+        let s = self.series.remove(&sref)?;
+        if self.by_hash.get(&s.hash) == Some(&sref) {
+            self.by_hash.remove(&s.hash);
+            if let Some(mut rest) = self.collisions.remove(&s.hash) {
+                if let Some(next) = rest.pop() {
+                    self.by_hash.insert(s.hash, next);
+                    if !rest.is_empty() {
+                        self.collisions.insert(s.hash, rest);
+                    }
+                }
+            }
+        } else if let Some(c) = self.collisions.get_mut(&s.hash) {
+            c.retain(|r| *r != sref);
+            if c.is_empty() {
+                self.collisions.remove(&s.hash);
+            }
+        }
+        Some(s)
+    }
+}

@@ -1,0 +1,280 @@
+//! The in-memory series index: a compact byte encoding of label sets (what the head and sled
+//! keep instead of `String`s), a fast hash over raw label bytes for the ingest lookup, and the
+//! inverted postings `name → value → series` (roaring bitmaps) that selectors are answered from.
+//! Matcher semantics follow Prometheus' `tsdb/querier.go` `PostingsForMatchers`: a matcher that
+//! matches the empty string also selects series without the label.
+
+use std::collections::BTreeMap;
+
+use crowsnest_wire::{Label, Labels, MatchOp, Matcher};
+use roaring::RoaringBitmap;
+
+use super::bits::{ByteReader, put_uvarint};
+
+/// Appends the label set as `uvarint len | name | uvarint len | value` pairs.
+pub fn encode_labels(labels: &[Label], out: &mut Vec<u8>) {
+    for l in labels {
+        put_uvarint(out, l.name.len() as u64);
+        out.extend_from_slice(l.name.as_bytes());
+        put_uvarint(out, l.value.len() as u64);
+        out.extend_from_slice(l.value.as_bytes());
+    }
+}
+
+/// Iterates `(name, value)` pairs of an encoded label set; stops at the first malformed byte.
+pub fn iter_encoded(b: &[u8]) -> impl Iterator<Item = (&str, &str)> {
+    let mut r = ByteReader::new(b);
+    std::iter::from_fn(move || {
+        if r.is_empty() {
+            return None;
+        }
+        let mut s = || {
+            let n = usize::try_from(r.uvarint()?).ok()?;
+            std::str::from_utf8(r.take(n)?).ok()
+        };
+        Some((s()?, s()?))
+    })
+}
+
+/// Decodes an encoded label set.
+pub fn decode_labels(b: &[u8]) -> Labels {
+    Labels::from_sorted_unchecked(iter_encoded(b).map(|(n, v)| Label::new(n, v)).collect())
+}
+
+/// True when `labels` encode to exactly `enc` (compared without allocating).
+pub fn labels_eq_encoded(labels: &[Label], enc: &[u8]) -> bool {
+    let mut it = iter_encoded(enc);
+    for l in labels {
+        match it.next() {
+            Some((n, v)) if n == l.name && v == l.value => {}
+            _ => return false,
+        }
+    }
+    it.next().is_none()
+}
+
+/// A fast non-cryptographic hash of a label set (FxHash-style multiply-rotate over 8-byte words).
+pub fn hash_labels(labels: &[Label]) -> u64 {
+    let mut h: u64 = 0x243f_6a88_85a3_08d3;
+    let mut mix = |bytes: &[u8]| {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+            h = (h.rotate_left(5) ^ w).wrapping_mul(0x51_7cc1_b727_220a_95);
+        }
+        let mut tail = [0u8; 8];
+        let rem = chunks.remainder();
+        tail[..rem.len()].copy_from_slice(rem);
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(tail) ^ ((bytes.len() as u64) << 56)).wrapping_mul(0x51_7cc1_b727_220a_95);
+    };
+    for l in labels {
+        mix(l.name.as_bytes());
+        mix(l.value.as_bytes());
+    }
+    h ^ (h >> 29)
+}
+
+/// Inverted index over series refs (refs are < 2^32; see `SeriesRef`).
+#[derive(Debug, Default)]
+pub struct Postings {
+    by_name: BTreeMap<String, BTreeMap<String, RoaringBitmap>>,
+    all: RoaringBitmap,
+}
+
+impl Postings {
+    pub fn add(&mut self, r: u32, labels: &[u8]) {
+        for (n, v) in iter_encoded(labels) {
+            let values = match self.by_name.get_mut(n) {
+                Some(x) => x,
+                None => self.by_name.entry(n.to_string()).or_default(),
+            };
+            match values.get_mut(v) {
+                Some(bm) => {
+                    bm.insert(r);
+                }
+                None => {
+                    values.insert(v.to_string(), RoaringBitmap::from_iter([r]));
+                }
+            }
+        }
+        self.all.insert(r);
+    }
+
+    pub fn remove(&mut self, r: u32, labels: &[u8]) {
+        for (n, v) in iter_encoded(labels) {
+            if let Some(values) = self.by_name.get_mut(n) {
+                if let Some(bm) = values.get_mut(v) {
+                    bm.remove(r);
+                    if bm.is_empty() {
+                        values.remove(v);
+                    }
+                }
+                if values.is_empty() {
+                    self.by_name.remove(n);
+                }
+            }
+        }
+        self.all.remove(r);
+    }
+
+    pub fn all(&self) -> &RoaringBitmap {
+        &self.all
+    }
+
+    pub fn len(&self) -> u64 {
+        self.all.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.all.is_empty()
+    }
+
+    /// Union of the postings of every value of `name` that `pred` accepts.
+    fn union_where(&self, name: &str, pred: impl Fn(&str) -> bool) -> RoaringBitmap {
+        let mut out = RoaringBitmap::new();
+        if let Some(values) = self.by_name.get(name) {
+            for (v, bm) in values {
+                if pred(v) {
+                    out |= bm;
+                }
+            }
+        }
+        out
+    }
+
+    /// Series matching all matchers.
+    pub fn select(&self, matchers: &[Matcher]) -> RoaringBitmap {
+        let mut acc: Option<RoaringBitmap> = None;
+        // Narrow with the positive matchers first, then subtract.
+        let mut ordered: Vec<&Matcher> = matchers.iter().collect();
+        ordered.sort_by_key(|m| (m.matches_empty(), m.op != MatchOp::Equal));
+        for m in ordered {
+            if acc.as_ref().is_some_and(RoaringBitmap::is_empty) {
+                break;
+            }
+            let bm = if m.matches_empty() {
+                // Series without the label, or with a matching value: all minus non-matching.
+                let excluded = self.union_where(&m.name, |v| !m.matches(v));
+                let base = acc.take().unwrap_or_else(|| self.all.clone());
+                acc = Some(base - excluded);
+                continue;
+            } else if m.op == MatchOp::Equal {
+                self.by_name.get(&m.name).and_then(|vs| vs.get(&m.value)).cloned().unwrap_or_default()
+            } else if let Some(set) = m.set_matches() {
+                let mut out = RoaringBitmap::new();
+                if let Some(vs) = self.by_name.get(&m.name) {
+                    for v in set {
+                        if let Some(bm) = vs.get(&v) {
+                            out |= bm;
+                        }
+                    }
+                }
+                out
+            } else {
+                self.union_where(&m.name, |v| m.matches(v))
+            };
+            acc = Some(match acc {
+                Some(a) => a & bm,
+                None => bm,
+            });
+        }
+        acc.unwrap_or_else(|| self.all.clone())
+    }
+
+    /// Label names that occur on at least one series in `among`.
+    pub fn names_among(&self, among: &RoaringBitmap) -> Vec<String> {
+        self.by_name
+            .iter()
+            .filter(|(_, vs)| vs.values().any(|bm| !bm.is_disjoint(among)))
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    /// Values of `name` that occur on at least one series in `among`.
+    pub fn values_among(&self, name: &str, among: &RoaringBitmap) -> Vec<String> {
+        self.by_name
+            .get(name)
+            .map(|vs| vs.iter().filter(|(_, bm)| !bm.is_disjoint(among)).map(|(v, _)| v.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// `(name, distinct values, bytes of values)` per label name, and `(name=value, series)`.
+    pub fn stats(&self) -> (Vec<(String, u64, u64)>, Vec<(String, u64)>) {
+        let mut names = Vec::new();
+        let mut pairs = Vec::new();
+        for (n, vs) in &self.by_name {
+            let bytes: usize = vs.keys().map(|v| v.len()).sum();
+            names.push((n.clone(), vs.len() as u64, bytes as u64));
+            for (v, bm) in vs {
+                pairs.push((format!("{n}={v}"), bm.len()));
+            }
+        }
+        (names, pairs)
+    }
+
+    /// Number of distinct `name=value` pairs.
+    pub fn pair_count(&self) -> u64 {
+        self.by_name.values().map(|vs| vs.len() as u64).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enc(pairs: &[(&str, &str)]) -> Vec<u8> {
+        let l = Labels::from_pairs(pairs.iter().copied());
+        let mut out = Vec::new();
+        encode_labels(l.as_slice(), &mut out);
+        out
+    }
+
+    fn index() -> Postings {
+        let mut p = Postings::default();
+        p.add(1, &enc(&[("__name__", "up"), ("job", "a"), ("instance", "x")]));
+        p.add(2, &enc(&[("__name__", "up"), ("job", "b")]));
+        p.add(3, &enc(&[("__name__", "cpu"), ("job", "a"), ("mode", "idle")]));
+        p
+    }
+
+    fn sel(p: &Postings, m: &[Matcher]) -> Vec<u32> {
+        p.select(m).iter().collect()
+    }
+
+    #[test]
+    fn labels_encoding_round_trips_and_compares() {
+        let l = Labels::from_pairs([("__name__", "up"), ("job", "é")]);
+        let mut e = Vec::new();
+        encode_labels(l.as_slice(), &mut e);
+        assert_eq!(decode_labels(&e), l);
+        assert!(labels_eq_encoded(l.as_slice(), &e));
+        let other = Labels::from_pairs([("__name__", "up")]);
+        assert!(!labels_eq_encoded(other.as_slice(), &e));
+        assert_ne!(hash_labels(l.as_slice()), hash_labels(other.as_slice()));
+    }
+
+    #[test]
+    fn postings_follow_prometheus_matcher_semantics() {
+        let p = index();
+        let m = |op, n: &str, v: &str| Matcher::new(op, n, v).expect("valid");
+        assert_eq!(sel(&p, &[m(MatchOp::Equal, "__name__", "up")]), vec![1, 2]);
+        assert_eq!(sel(&p, &[m(MatchOp::Equal, "job", "a"), m(MatchOp::NotEqual, "__name__", "up")]), vec![3]);
+        assert_eq!(sel(&p, &[m(MatchOp::Regex, "job", "a|b")]), vec![1, 2, 3]);
+        assert_eq!(sel(&p, &[m(MatchOp::NotRegex, "job", "a")]), vec![2]);
+        // Missing label matches "": {instance=""} selects series without `instance`.
+        assert_eq!(sel(&p, &[m(MatchOp::Equal, "__name__", "up"), m(MatchOp::Equal, "instance", "")]), vec![2]);
+        assert_eq!(sel(&p, &[m(MatchOp::Regex, "mode", ".+")]), vec![3]);
+        assert_eq!(sel(&p, &[m(MatchOp::Equal, "job", "zzz")]), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn names_and_values_respect_the_candidate_set() {
+        let mut p = index();
+        let among = RoaringBitmap::from_iter([2u32]);
+        assert_eq!(p.names_among(&among), vec!["__name__", "job"]);
+        assert_eq!(p.values_among("job", p.all()), vec!["a", "b"]);
+        p.remove(3, &enc(&[("__name__", "cpu"), ("job", "a"), ("mode", "idle")]));
+        assert_eq!(p.values_among("__name__", p.all()), vec!["up"]);
+        assert_eq!(p.names_among(p.all()), vec!["__name__", "instance", "job"]);
+    }
+}

@@ -1,0 +1,227 @@
+//! What the store keeps in sled 0.34.7 (`reference/tsdb-performance.md` §5.3): few trees,
+//! fixed-width big-endian keys, values compressed by us, never one key per sample.
+//!
+//! - `series`: `ref u64 BE` → `min_t i64 LE | max_t i64 LE | encoded labels` (the truth for the
+//!   label set ↔ ref mapping; the in-memory hash map and postings are rebuilt from it at start).
+//! - `postings`: `uvarint len name | name | uvarint len value | value | ref u64 BE` → empty
+//!   (the inverted index on disk, for `fsck` and tools; queries use the in-memory copy).
+//! - `chunks`: `ref u64 BE | min_t (sign-flipped) u64 BE` → closed chunk (see `chunk.rs`), so a
+//!   range scan returns one series' chunks in time order.
+//! - `heads`: `ref u64 BE` → head chunk snapshot taken at the last checkpoint.
+
+use std::path::Path;
+
+use super::bits::put_uvarint;
+use super::chunk::{self, ChunkMeta};
+use crate::error::StoreError;
+
+/// Longest time range one chunk may cover; lets a query find every chunk overlapping
+/// `[start, end]` by scanning chunk start times in `[start - CHUNK_SPAN_MS, end]`.
+pub const CHUNK_SPAN_MS: i64 = 2 * 3600 * 1000;
+
+pub struct Disk {
+    db: sled::Db,
+    series: sled::Tree,
+    postings: sled::Tree,
+    chunks: sled::Tree,
+    heads: sled::Tree,
+}
+
+/// One row of the `series` tree.
+pub struct SeriesRow {
+    pub sref: u64,
+    pub min_t: i64,
+    pub max_t: i64,
+    pub labels: Vec<u8>,
+}
+
+fn flip(t: i64) -> u64 {
+    (t as u64) ^ (1 << 63)
+}
+
+pub fn chunk_key(sref: u64, min_t: i64) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k[..8].copy_from_slice(&sref.to_be_bytes());
+    k[8..].copy_from_slice(&flip(min_t).to_be_bytes());
+    k
+}
+
+fn posting_keys(sref: u64, labels: &[u8]) -> Vec<Vec<u8>> {
+    super::index::iter_encoded(labels)
+        .map(|(n, v)| {
+            let mut k = Vec::with_capacity(n.len() + v.len() + 12);
+            put_uvarint(&mut k, n.len() as u64);
+            k.extend_from_slice(n.as_bytes());
+            put_uvarint(&mut k, v.len() as u64);
+            k.extend_from_slice(v.as_bytes());
+            k.extend_from_slice(&sref.to_be_bytes());
+            k
+        })
+        .collect()
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Corrupt(what.to_string())
+}
+
+impl Disk {
+    pub fn open(path: &Path, cache_capacity: u64) -> Result<Disk, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_capacity)
+            // Durability comes from our WAL; sled is flushed at checkpoints (see db.rs).
+            .flush_every_ms(None)
+            .open()?;
+        Ok(Disk {
+            series: db.open_tree("series")?,
+            postings: db.open_tree("postings")?,
+            chunks: db.open_tree("chunks")?,
+            heads: db.open_tree("heads")?,
+            db,
+        })
+    }
+
+    pub fn put_series(&self, sref: u64, min_t: i64, max_t: i64, labels: &[u8]) -> Result<(), StoreError> {
+        let mut v = Vec::with_capacity(16 + labels.len());
+        v.extend_from_slice(&min_t.to_le_bytes());
+        v.extend_from_slice(&max_t.to_le_bytes());
+        v.extend_from_slice(labels);
+        self.series.insert(sref.to_be_bytes(), v)?;
+        Ok(())
+    }
+
+    /// Writes a new series with its postings.
+    pub fn create_series(&self, sref: u64, labels: &[u8]) -> Result<(), StoreError> {
+        self.put_series(sref, i64::MAX, i64::MIN, labels)?;
+        for k in posting_keys(sref, labels) {
+            self.postings.insert(k, &[])?;
+        }
+        Ok(())
+    }
+
+    /// Updates only the time range of an existing series row.
+    pub fn set_series_range(&self, sref: u64, min_t: i64, max_t: i64) -> Result<(), StoreError> {
+        if let Some(old) = self.series.get(sref.to_be_bytes())? {
+            let labels = old.get(16..).ok_or_else(|| corrupt("short series row"))?;
+            self.put_series(sref, min_t, max_t, labels)?;
+        }
+        Ok(())
+    }
+
+    /// Removes a series completely: row, postings, head snapshot and chunks.
+    pub fn remove_series(&self, sref: u64, labels: &[u8]) -> Result<u64, StoreError> {
+        for k in posting_keys(sref, labels) {
+            self.postings.remove(k)?;
+        }
+        self.heads.remove(sref.to_be_bytes())?;
+        let mut n = 0;
+        for kv in self.chunks.scan_prefix(sref.to_be_bytes()) {
+            let (k, _) = kv?;
+            self.chunks.remove(k)?;
+            n += 1;
+        }
+        self.series.remove(sref.to_be_bytes())?;
+        Ok(n)
+    }
+
+    pub fn load_series(&self) -> Result<Vec<SeriesRow>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.series.iter() {
+            let (k, v) = kv?;
+            let sref = u64::from_be_bytes(k.as_ref().try_into().map_err(|_| corrupt("series key"))?);
+            let num = |i: usize| v.get(i..i + 8).and_then(|s| s.try_into().ok()).map(i64::from_le_bytes).ok_or_else(|| corrupt("series row"));
+            out.push(SeriesRow { sref, min_t: num(0)?, max_t: num(8)?, labels: v[16..].to_vec() });
+        }
+        Ok(out)
+    }
+
+    /// Postings rows on disk for `(name, value)` (for fsck and tests).
+    pub fn postings_for(&self, name: &str, value: &str) -> Result<Vec<u64>, StoreError> {
+        let mut prefix = Vec::new();
+        put_uvarint(&mut prefix, name.len() as u64);
+        prefix.extend_from_slice(name.as_bytes());
+        put_uvarint(&mut prefix, value.len() as u64);
+        prefix.extend_from_slice(value.as_bytes());
+        let mut out = Vec::new();
+        for kv in self.postings.scan_prefix(&prefix) {
+            let (k, _) = kv?;
+            if k.len() == prefix.len() + 8 {
+                out.push(u64::from_be_bytes(k[prefix.len()..].try_into().map_err(|_| corrupt("postings key"))?));
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn put_chunk(&self, sref: u64, min_t: i64, bytes: &[u8]) -> Result<(), StoreError> {
+        self.chunks.insert(chunk_key(sref, min_t), bytes)?;
+        Ok(())
+    }
+
+    /// Raw chunks of `sref` that may overlap `[start, end]`, in start-time order.
+    pub fn chunks_overlapping(&self, sref: u64, start: i64, end: i64) -> Result<Vec<sled::IVec>, StoreError> {
+        let lo = chunk_key(sref, start.saturating_sub(CHUNK_SPAN_MS));
+        let hi = chunk_key(sref, end);
+        let mut out = Vec::new();
+        for kv in self.chunks.range(lo..=hi) {
+            out.push(kv?.1);
+        }
+        Ok(out)
+    }
+
+    /// Deletes chunks of `sref` that end before `cutoff`; returns (dropped, min_t of the first
+    /// chunk kept).
+    pub fn drop_chunks_before(&self, sref: u64, cutoff: i64) -> Result<(u64, Option<i64>), StoreError> {
+        let mut dropped = 0;
+        for kv in self.chunks.range(chunk_key(sref, i64::MIN)..chunk_key(sref, cutoff)) {
+            let (k, v) = kv?;
+            let ChunkMeta { max_t, .. } = match chunk::meta(&v) {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(series = sref, error = %e, "Dropping unreadable chunk during retention.");
+                    ChunkMeta { min_t: i64::MIN, max_t: i64::MIN, count: 0 }
+                }
+            };
+            if max_t < cutoff {
+                self.chunks.remove(k)?;
+                dropped += 1;
+            }
+        }
+        let first = match self.chunks.scan_prefix(sref.to_be_bytes()).next() {
+            Some(kv) => Some(chunk::meta(&kv?.1).map_err(|e| corrupt(&e.to_string()))?.min_t),
+            None => None,
+        };
+        Ok((dropped, first))
+    }
+
+    pub fn put_head(&self, sref: u64, snapshot: &[u8]) -> Result<(), StoreError> {
+        self.heads.insert(sref.to_be_bytes(), snapshot)?;
+        Ok(())
+    }
+
+    pub fn remove_head(&self, sref: u64) -> Result<(), StoreError> {
+        self.heads.remove(sref.to_be_bytes())?;
+        Ok(())
+    }
+
+    pub fn load_heads(&self) -> Result<Vec<(u64, sled::IVec)>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.heads.iter() {
+            let (k, v) = kv?;
+            out.push((u64::from_be_bytes(k.as_ref().try_into().map_err(|_| corrupt("head key"))?), v));
+        }
+        Ok(out)
+    }
+
+    /// Every chunk key and value (fsck, startup counting).
+    pub fn chunks_iter(&self) -> sled::Iter {
+        self.chunks.iter()
+    }
+
+    pub fn flush(&self) -> Result<usize, StoreError> {
+        Ok(self.db.flush()?)
+    }
+
+    pub fn size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+}
