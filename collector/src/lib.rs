@@ -7,6 +7,7 @@
 //! remote_write URL.
 
 pub mod config;
+pub mod docker;
 pub mod error;
 pub mod metrics;
 pub mod queue;
@@ -43,6 +44,11 @@ pub async fn run(config: CollectorConfig, registry: SharedRegistry, ready: Readi
 
     let tracker = tokio_util::task::TaskTracker::new();
     tracker.spawn(run_shipper(outbox.clone(), config.remote_write.clone(), client, shutdown.clone()));
+    let config = std::sync::Arc::new(config);
+    let (views_tx, _views_rx) = tokio::sync::watch::channel(Vec::new());
+    if config.docker.enabled {
+        tracker.spawn(docker::run_docker(config.clone(), outbox.clone(), metrics.clone(), views_tx, shutdown.clone()));
+    }
     tracker.close();
     ready.set(true);
     tracing::info!(url = %config.remote_write.url, instance = %config.instance, "Collector started.");

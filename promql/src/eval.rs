@@ -17,6 +17,8 @@ mod binary;
 mod selector;
 mod subquery;
 
+pub use aggregate::format_go_float;
+
 use std::cell::{Cell, RefCell};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 

@@ -26,6 +26,8 @@ pub struct StoreConfig {
     pub limits: Limits,
     /// Query engine settings.
     pub query: QueryConfig,
+    /// Storage engine tuning (sled cache, WAL segments, checkpoints).
+    pub engine: EngineConfig,
 }
 
 impl Default for StoreConfig {
@@ -36,6 +38,43 @@ impl Default for StoreConfig {
             out_of_order_window: Duration::from_secs(3600),
             limits: Limits::default(),
             query: QueryConfig::default(),
+            engine: EngineConfig::default(),
+        }
+    }
+}
+
+/// Storage engine tuning. The defaults suit a single Docker host; see
+/// `reference/tsdb-performance.md` §5.3 for the reasoning.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    /// sled's page cache in bytes (sled's own default is 1 GiB; the head should own the RAM).
+    pub cache_capacity_bytes: u64,
+    /// A WAL segment file is cut when it would grow past this many bytes.
+    pub wal_segment_bytes: u64,
+    /// Longest time between checkpoints (head snapshot to sled, sled flush, WAL truncation).
+    #[serde(with = "serde_duration")]
+    pub checkpoint_interval: Duration,
+    /// A checkpoint also runs as soon as the WAL holds this many bytes.
+    pub checkpoint_wal_bytes: u64,
+    /// How often retention runs.
+    #[serde(with = "serde_duration")]
+    pub retention_interval: Duration,
+    /// A series that received no sample for this long has its head chunk closed (it stops
+    /// counting as active).
+    #[serde(with = "serde_duration")]
+    pub head_idle_timeout: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            cache_capacity_bytes: 128 << 20,
+            wal_segment_bytes: 64 << 20,
+            checkpoint_interval: Duration::from_secs(15 * 60),
+            checkpoint_wal_bytes: 256 << 20,
+            retention_interval: Duration::from_secs(5 * 60),
+            head_idle_timeout: Duration::from_secs(3600),
         }
     }
 }
@@ -110,6 +149,12 @@ impl StoreConfig {
         }
         if self.limits.max_request_body_bytes == 0 || self.limits.max_decompressed_bytes == 0 {
             return bad("store.limits body sizes must be positive");
+        }
+        if self.engine.wal_segment_bytes < 4096 || self.engine.checkpoint_wal_bytes < self.engine.wal_segment_bytes {
+            return bad("store.engine.wal_segment_bytes must be >= 4096 and <= checkpoint_wal_bytes");
+        }
+        if self.engine.checkpoint_interval.is_zero() || self.engine.retention_interval.is_zero() {
+            return bad("store.engine intervals must be positive");
         }
         if self.query.max_concurrent == 0 {
             return bad("store.query.max_concurrent must be at least 1");

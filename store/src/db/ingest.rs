@@ -1,0 +1,185 @@
+//! The append path: label validation and limits, series lookup or creation, per-sample head
+//! appends under the series' shard lock, then one WAL frame for the whole batch and a group-commit
+//! `fdatasync` before returning (so accepted samples survive `kill -9`).
+
+use std::sync::atomic::Ordering;
+
+use crowsnest_wire::labels::validate_sorted;
+use crowsnest_wire::{Label, Labels, TimeSeries};
+
+use super::engine::Engine;
+use super::head::{DiskCache, MemSeries, Outcome, SHARD_BITS, shard_of_hash};
+use super::index::{encode_labels, hash_labels};
+use super::wal;
+use super::{AppendOutcome, RejectReason, Rejection};
+use crate::error::StoreError;
+
+/// Per-series tally of refused samples by reason.
+#[derive(Default)]
+struct Refused {
+    by_reason: Vec<(RejectReason, u64, String)>,
+}
+
+impl Refused {
+    fn add(&mut self, reason: RejectReason, detail: impl FnOnce() -> String) {
+        match self.by_reason.iter_mut().find(|(r, _, _)| *r == reason) {
+            Some(e) => e.1 += 1,
+            None => self.by_reason.push((reason, 1, detail())),
+        }
+    }
+}
+
+impl Engine {
+    /// Checks one label set against the wire rules and the configured limits.
+    fn check_labels(&self, labels: &[Label]) -> Result<(), (RejectReason, String)> {
+        if labels.is_empty() {
+            return Err((RejectReason::InvalidLabels, "series has no labels".into()));
+        }
+        validate_sorted(labels).map_err(|e| (RejectReason::InvalidLabels, e.to_string()))?;
+        let lim = &self.config.limits;
+        if labels.len() > lim.max_label_names_per_series {
+            return Err((RejectReason::TooManyLabels, format!("{} labels, limit is {}", labels.len(), lim.max_label_names_per_series)));
+        }
+        for l in labels {
+            if l.name.len() > lim.max_label_name_length {
+                return Err((RejectReason::LabelTooLong, format!("label name {:?}... is {} bytes, limit is {}", truncate(&l.name), l.name.len(), lim.max_label_name_length)));
+            }
+            if l.value.len() > lim.max_label_value_length {
+                return Err((RejectReason::LabelTooLong, format!("value of label {:?} is {} bytes, limit is {}", truncate(&l.name), l.value.len(), lim.max_label_value_length)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Finds or creates the series; `Err` carries a refusal (series limit).
+    fn series_ref(&self, shard: &mut super::head::Shard, sh: usize, hash: u64, labels: &[Label], created: &mut bool) -> Result<Result<u64, (RejectReason, String)>, StoreError> {
+        if let Some(r) = shard.find(hash, labels) {
+            return Ok(Ok(r));
+        }
+        let limit = self.config.limits.max_active_series;
+        if self.active.load(Ordering::Relaxed) >= limit as i64 {
+            return Ok(Err((RejectReason::SeriesLimit, format!("the store holds {limit} active series, the configured maximum"))));
+        }
+        let counter = self.next_ref.fetch_add(1, Ordering::SeqCst);
+        let sref = (counter << SHARD_BITS) | sh as u64;
+        if sref > u32::MAX as u64 {
+            return Err(StoreError::Limit("series reference space exhausted".into()));
+        }
+        let mut enc = Vec::with_capacity(labels.iter().map(|l| l.name.len() + l.value.len() + 2).sum());
+        encode_labels(labels, &mut enc);
+        // The series record goes to the WAL before any sample that refers to it.
+        self.wal.write(&wal::encode_series(sref, &enc))?;
+        self.disk.create_series(sref, &enc)?;
+        self.postings.write().add(sref as u32, &enc);
+        shard.insert(sref, MemSeries::new(enc.into_boxed_slice(), hash));
+        self.metrics.series_created.inc();
+        self.metrics.series.inc();
+        *created = true;
+        Ok(Ok(sref))
+    }
+
+    pub fn append(&self, batch: Vec<TimeSeries>) -> Result<AppendOutcome, StoreError> {
+        let mut out = AppendOutcome::default();
+        let total: usize = batch.iter().map(|t| t.samples.len()).sum();
+        let mut logged: Vec<(u64, i64, u64)> = Vec::with_capacity(total);
+        let window = i64::try_from(self.config.out_of_order_window.as_millis()).unwrap_or(i64::MAX);
+        let retention = i64::try_from(self.config.retention.as_millis()).unwrap_or(i64::MAX);
+        let newest = self.max_time.load(Ordering::Relaxed);
+        let oldest_allowed = if newest == i64::MIN { i64::MIN } else { newest.saturating_sub(retention) };
+        let mut batch_max = i64::MIN;
+        let mut created = false;
+        for ts in batch {
+            if ts.samples.is_empty() {
+                continue;
+            }
+            let n = ts.samples.len() as u64;
+            if let Err((reason, detail)) = self.check_labels(&ts.labels) {
+                self.metrics.reject(reason.as_str(), n);
+                out.rejected.push(Rejection { reason, series: describe_raw(&ts.labels), detail, samples: n });
+                continue;
+            }
+            let hash = hash_labels(&ts.labels);
+            let sh = shard_of_hash(hash);
+            let mut shard = self.shards[sh].lock();
+            let sref = match self.series_ref(&mut shard, sh, hash, &ts.labels, &mut created)? {
+                Ok(r) => r,
+                Err((reason, detail)) => {
+                    drop(shard);
+                    self.metrics.reject(reason.as_str(), n);
+                    out.rejected.push(Rejection { reason, series: Labels::from_sorted_unchecked(ts.labels).to_string(), detail, samples: n });
+                    continue;
+                }
+            };
+            let Some(series) = shard.series.get_mut(&sref) else { continue };
+            let was_active = !series.head.is_empty();
+            let mut cache = DiskCache::default();
+            let mut refused = Refused::default();
+            for s in &ts.samples {
+                let t = s.timestamp;
+                if t < oldest_allowed {
+                    refused.add(RejectReason::TooOld, || format!("sample at {t} is older than the retention period (oldest accepted {oldest_allowed})"));
+                    continue;
+                }
+                match series.append(sref, t, s.value, Some(window), &self.disk, &self.metrics, &mut cache)? {
+                    Outcome::Appended => {
+                        logged.push((sref, t, s.value.to_bits()));
+                        batch_max = batch_max.max(t);
+                    }
+                    Outcome::Duplicate => out.duplicates += 1,
+                    Outcome::DuplicateTimestamp => refused.add(RejectReason::DuplicateTimestamp, || format!("a different value is already stored at {t}")),
+                    Outcome::OutOfOrder => {
+                        let newest = series.max_t;
+                        refused.add(RejectReason::OutOfOrder, || format!("sample at {t} is older than the out-of-order window allows (newest sample of the series is at {newest})"))
+                    }
+                }
+            }
+            if !was_active && !series.head.is_empty() {
+                self.active.fetch_add(1, Ordering::Relaxed);
+            }
+            drop(shard);
+            if !refused.by_reason.is_empty() {
+                let name = Labels::from_sorted_unchecked(ts.labels).to_string();
+                for (reason, samples, detail) in refused.by_reason {
+                    self.metrics.reject(reason.as_str(), samples);
+                    out.rejected.push(Rejection { reason, series: name.clone(), detail, samples });
+                }
+            }
+        }
+        self.max_time.fetch_max(batch_max, Ordering::Relaxed);
+        out.accepted = logged.len() as u64;
+        if !logged.is_empty() || created {
+            let pos = if logged.is_empty() { self.wal.write(&[])? } else { self.wal.write(&wal::encode_samples(&logged))? };
+            if let Some(secs) = self.wal.sync_to(pos)? {
+                self.metrics.wal_fsync.observe(secs);
+            }
+        }
+        self.metrics.ingested.inc_by(out.accepted);
+        self.metrics.duplicates.inc_by(out.duplicates);
+        self.metrics.head_series.set(self.active.load(Ordering::Relaxed));
+        Ok(out)
+    }
+}
+
+fn truncate(s: &str) -> &str {
+    let mut end = s.len().min(64);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// A short rendering of labels that failed validation (possibly unsorted or invalid).
+fn describe_raw(labels: &[Label]) -> String {
+    let mut s = String::from("{");
+    for (i, l) in labels.iter().take(16).enumerate() {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        s.push_str(&format!("{}={:?}", truncate(&l.name), truncate(&l.value)));
+    }
+    if labels.len() > 16 {
+        s.push_str(", ...");
+    }
+    s.push('}');
+    s
+}
