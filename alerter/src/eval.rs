@@ -71,7 +71,14 @@ pub struct RuleRuntime {
 
 impl Default for RuleRuntime {
     fn default() -> Self {
-        RuleRuntime { health: Health::Unknown, last_error: String::new(), last_evaluation: None, evaluation_time: Duration::ZERO, alerts: RuleState::default(), written: BTreeMap::new() }
+        RuleRuntime {
+            health: Health::Unknown,
+            last_error: String::new(),
+            last_evaluation: None,
+            evaluation_time: Duration::ZERO,
+            alerts: RuleState::default(),
+            written: BTreeMap::new(),
+        }
     }
 }
 
@@ -143,49 +150,69 @@ fn with_external_labels(mut a: PostableAlert, ext: &BTreeMap<String, String>) ->
 /// Evaluates every rule of the group once at `ts_ms` (Unix ms), then writes, sends and persists.
 pub async fn eval_group(g: &GroupRuntime, ctx: &EvalContext, ts_ms: i64) {
     let started = Instant::now();
-    let mut series = Vec::new();
     let mut alerts = Vec::new();
     let interval_ms = g.group.interval.as_millis() as i64;
     for (i, rule) in g.group.rules.iter().enumerate() {
         let rule_started = Instant::now();
         let result = ctx.query.query(rule.expr(), ts_ms).await;
-        let mut st = g.status.lock();
-        let rr = &mut st.rules[i];
-        let outcome: Result<(), EvalError> = match (rule, result) {
-            (_, Err(e)) => Err(e),
-            (Rule::Recording(r), Ok(samples)) => match rule::recording_output(r, samples, g.group.limit) {
-                Ok(out) => {
-                    series.extend(with_staleness(rr, out, ts_ms));
-                    Ok(())
+        let mut series = Vec::new();
+        {
+            let mut st = g.status.lock();
+            let rr = &mut st.rules[i];
+            let outcome: Result<(), EvalError> = match (rule, result) {
+                (_, Err(e)) => Err(e),
+                (Rule::Recording(r), Ok(samples)) => match rule::recording_output(r, samples, g.group.limit) {
+                    Ok(out) => {
+                        series.extend(with_staleness(rr, out, ts_ms));
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                },
+                (Rule::Alerting(r), Ok(samples)) => {
+                    let actx =
+                        rule::AlertContext { external_labels: &ctx.external_labels, external_url: &ctx.external_url };
+                    let elements = rule::alert_elements(r, samples, actx);
+                    let timing = Timing {
+                        for_ms: r.for_.as_millis() as i64,
+                        keep_firing_for_ms: r.keep_firing_for.as_millis() as i64,
+                        limit: g.group.limit,
+                    };
+                    let (next, err) = state::step(&rr.alerts, elements, ts_ms, timing);
+                    rr.alerts = next;
+                    let url = rule::generator_url(&ctx.external_url, &r.expr);
+                    let sendable = state::take_sendable(
+                        &mut rr.alerts,
+                        ts_ms,
+                        ctx.resend_delay.as_millis() as i64,
+                        interval_ms,
+                        &url,
+                    );
+                    alerts.extend(sendable.into_iter().map(|a| with_external_labels(a, &ctx.external_labels)));
+                    series.extend(with_staleness(rr, state::synthetic_series(&rr.alerts), ts_ms));
+                    err.map_or(Ok(()), |e| Err(EvalError::Rule(e.to_string())))
                 }
-                Err(e) => Err(e),
-            },
-            (Rule::Alerting(r), Ok(samples)) => {
-                let actx = rule::AlertContext { external_labels: &ctx.external_labels, external_url: &ctx.external_url };
-                let elements = rule::alert_elements(r, samples, actx);
-                let timing = Timing { for_ms: r.for_.as_millis() as i64, keep_firing_for_ms: r.keep_firing_for.as_millis() as i64, limit: g.group.limit };
-                let (next, err) = state::step(&rr.alerts, elements, ts_ms, timing);
-                rr.alerts = next;
-                let url = rule::generator_url(&ctx.external_url, &r.expr);
-                let sendable = state::take_sendable(&mut rr.alerts, ts_ms, ctx.resend_delay.as_millis() as i64, interval_ms, &url);
-                alerts.extend(sendable.into_iter().map(|a| with_external_labels(a, &ctx.external_labels)));
-                series.extend(with_staleness(rr, state::synthetic_series(&rr.alerts), ts_ms));
-                err.map_or(Ok(()), |e| Err(EvalError::Rule(e.to_string())))
+            };
+            match outcome {
+                Ok(()) => {
+                    rr.health = Health::Ok;
+                    rr.last_error.clear();
+                }
+                Err(e) => {
+                    tracing::warn!(group = %g.group.name, rule = rule.name(), error = %e, "Rule evaluation failed.");
+                    rr.health = Health::Err;
+                    rr.last_error = e.to_string();
+                }
             }
-        };
-        match outcome {
-            Ok(()) => {
-                rr.health = Health::Ok;
-                rr.last_error.clear();
-            }
-            Err(e) => {
-                tracing::warn!(group = %g.group.name, rule = rule.name(), error = %e, "Rule evaluation failed.");
-                rr.health = Health::Err;
-                rr.last_error = e.to_string();
+            rr.last_evaluation = DateTime::from_timestamp_millis(ts_ms);
+            rr.evaluation_time = rule_started.elapsed();
+        }
+        // Written per rule, so later rules of the group see this rule's output (Prometheus
+        // commits each rule's samples before evaluating the next).
+        if let (Some(w), false) = (&ctx.writer, series.is_empty()) {
+            if let Err(e) = w.write(series).await {
+                tracing::warn!(group = %g.group.name, rule = rule.name(), error = %e, "Writing rule results failed.");
             }
         }
-        rr.last_evaluation = DateTime::from_timestamp_millis(ts_ms);
-        rr.evaluation_time = rule_started.elapsed();
     }
     let snapshot = {
         let mut st = g.status.lock();
@@ -194,11 +221,6 @@ pub async fn eval_group(g: &GroupRuntime, ctx: &EvalContext, ts_ms: i64) {
         st.evaluation_time = started.elapsed();
         ctx.persist.as_ref().map(|_| st.clone())
     };
-    if let Some(w) = &ctx.writer {
-        if let Err(e) = w.write(series).await {
-            tracing::warn!(group = %g.group.name, error = %e, "Writing rule results failed.");
-        }
-    }
     if !alerts.is_empty() {
         ctx.sink.send(alerts).await;
     }

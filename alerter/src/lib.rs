@@ -12,6 +12,8 @@ pub mod config;
 pub mod eval;
 pub mod persist;
 pub mod rules;
+pub mod service;
 pub mod state;
 pub mod template;
+pub mod unittest;
 pub mod notify;

@@ -40,7 +40,53 @@ pub struct TemplateData<'a> {
 
 const PRELUDE: &str = "{{$labels := .Labels}}{{$externalLabels := .ExternalLabels}}{{$externalURL := .ExternalURL}}{{$value := .Value}}";
 
+/// Checks that every action is closed before gtmpl sees the text: gtmpl 0.7's parser does not
+/// terminate on an unclosed action (`{{ $labels.x `), so this must be caught first. Skips
+/// quoted strings, raw strings, char literals and comments like Go's lexer.
+fn check_delims(text: &str) -> Result<(), TemplateError> {
+    let unclosed = |what: &str| Err(TemplateError::Parse(format!("unclosed {what}")));
+    let b = text.as_bytes();
+    let mut i = 0;
+    while let Some(off) = text[i..].find("{{") {
+        i += off + 2;
+        if text[i..].trim_start_matches(['-', ' ']).starts_with("/*") {
+            let Some(end) = text[i..].find("*/") else { return unclosed("comment") };
+            i += end + 2;
+        }
+        loop {
+            match b.get(i) {
+                None | Some(b'\n') | Some(b'\r') => return unclosed("action"),
+                Some(b'}') if b.get(i + 1) == Some(&b'}') => {
+                    i += 2;
+                    break;
+                }
+                Some(&q @ (b'"' | b'\'')) => {
+                    i += 1;
+                    loop {
+                        match b.get(i) {
+                            None | Some(b'\n') => return unclosed("quoted string"),
+                            Some(b'\\') => i += 2,
+                            Some(c) if *c == q => {
+                                i += 1;
+                                break;
+                            }
+                            Some(_) => i += 1,
+                        }
+                    }
+                }
+                Some(b'`') => {
+                    let Some(end) = text[i + 1..].find('`') else { return unclosed("raw quote") };
+                    i += end + 2;
+                }
+                Some(_) => i += 1,
+            }
+        }
+    }
+    Ok(())
+}
+
 fn template_for(text: &str) -> Result<Template, TemplateError> {
+    check_delims(text)?;
     let mut t = Template::default();
     t.add_funcs(funcs::FUNCS);
     t.parse(format!("{PRELUDE}{text}")).map_err(|e| TemplateError::Parse(e.to_string()))?;
@@ -110,8 +156,32 @@ mod tests {
         assert_eq!(run("{{ $labels.instance | stripPort }}", 0.0), "host");
     }
 
+    /// Random token soups must parse or fail within a bounded time (gtmpl has hung on some).
+    #[test]
+    fn parsing_terminates_on_malformed_input() {
+        use proptest::prelude::*;
+        let tokens = prop::sample::select(vec!["{{", "}}", " ", "$labels", ".x", "|", "(", ")", "\"", "`", "if", "end", "else", "range", "humanize", "1", "-", "/*", "*/", "$", ":=", "printf", "'a'", "\n", "with", "define", "template", "block", "nil", ","]);
+        let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig { cases: 300, ..ProptestConfig::default() });
+        runner
+            .run(&prop::collection::vec(tokens, 0..12), |v| {
+                let text = v.concat();
+                let (tx, rx) = std::sync::mpsc::channel();
+                let t = text.clone();
+                std::thread::spawn(move || {
+                    let _ = check(&t);
+                    let _ = tx.send(());
+                });
+                prop_assert!(rx.recv_timeout(std::time::Duration::from_secs(5)).is_ok(), "parse hangs on {text:?}");
+                Ok(())
+            })
+            .unwrap();
+    }
+
     #[test]
     fn errors_are_reported() {
+        assert!(check("{{ \"unterminated }}").is_err());
+        assert!(check("{{/* open comment }}").is_err());
+        assert!(check("{{ \"}}\" }}").is_ok());
         assert!(check("{{ $labels.job ").is_err());
         assert!(check("{{ nosuchfunc 1 }}").is_err());
         assert!(check("{{ $labels.job }}").is_ok());

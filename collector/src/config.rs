@@ -272,6 +272,13 @@ targets:
     }
 
     #[test]
+    fn shipped_example_loads() {
+        let c: CollectorConfig = serde_norway::from_str(include_str!("../collector.example.yml")).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.targets.len(), 2);
+    }
+
+    #[test]
     fn validate_rejects_nonsense() {
         let mut c = CollectorConfig::default();
         c.remote_write.url = "ftp://x".into();

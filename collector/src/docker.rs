@@ -139,7 +139,7 @@ pub async fn run_docker(cfg: Arc<CollectorConfig>, outbox: Outbox, metrics: Coll
     };
     let mut docker = docker;
     let mut negotiated = false;
-    let mut last = Instant::now() - cfg.interval;
+    let mut last: Option<Instant> = None;
     loop {
         if !negotiated {
             // Old engines (API 1.41 in Debian's 20.10) reject newer API versions.
@@ -148,12 +148,11 @@ pub async fn run_docker(cfg: Arc<CollectorConfig>, outbox: Outbox, metrics: Coll
                 negotiated = true;
             }
         }
-        let since_last = last.elapsed();
-        if since_last >= Duration::from_secs(1) {
-            last = Instant::now();
+        if last.is_none_or(|l| l.elapsed() >= Duration::from_secs(1)) {
+            last = Some(Instant::now());
             src.cycle(&docker).await;
         }
-        let wait = cfg.interval.saturating_sub(last.elapsed());
+        let wait = cfg.interval.saturating_sub(last.map_or(Duration::ZERO, |l| l.elapsed()));
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(wait) => {},
@@ -247,6 +246,7 @@ impl Source {
         // Containers gone from the list: end all their series now.
         let alive: HashSet<String> = ids.into_iter().collect();
         let gone: Vec<String> = self.stale.keys().filter(|k| !alive.contains(*k)).cloned().collect();
+        self.events.forget(&gone);
         for id in gone {
             if let Some(mut st) = self.stale.remove(&id) {
                 tracing::debug!(id = %id, series = st.len(), "Container gone; writing staleness markers.");
@@ -254,7 +254,6 @@ impl Source {
             }
         }
         self.rates.retain(&alive);
-        self.events.retain(&alive);
         m.containers.set(views.len() as i64);
         m.collection("docker", true);
         self.views.send_replace(views);

@@ -6,6 +6,7 @@
 //! `crowsnest-collector` binary call it. The seams are standard protocols: it only knows a
 //! remote_write URL.
 
+pub mod apps;
 pub mod config;
 pub mod docker;
 pub mod error;
@@ -45,9 +46,12 @@ pub async fn run(config: CollectorConfig, registry: SharedRegistry, ready: Readi
     let tracker = tokio_util::task::TaskTracker::new();
     tracker.spawn(run_shipper(outbox.clone(), config.remote_write.clone(), client, shutdown.clone()));
     let config = std::sync::Arc::new(config);
-    let (views_tx, _views_rx) = tokio::sync::watch::channel(Vec::new());
+    let (views_tx, views_rx) = tokio::sync::watch::channel(Vec::new());
+    tracker.spawn(apps::run_apps(config.clone(), outbox.clone(), metrics.clone(), views_rx, shutdown.clone()));
     if config.docker.enabled {
         tracker.spawn(docker::run_docker(config.clone(), outbox.clone(), metrics.clone(), views_tx, shutdown.clone()));
+    } else {
+        drop(views_tx);
     }
     tracker.close();
     ready.set(true);

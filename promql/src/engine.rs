@@ -1,28 +1,43 @@
 //! The query engine's public face: instant and range queries over a [`Storage`], with limits,
-//! timeouts and cancellation. PLACEHOLDER EVALUATION: only bare vector selectors are evaluated
-//! here; the full evaluator replaces `evaluate` behind the same API.
+//! timeouts and cancellation, and the conversion of results to the Prometheus API shapes.
+//! Evaluation itself lives in [`crate::eval`]; see there for the Prometheus 3.x semantics
+//! (left-open windows, delayed name removal) and where they differ from 2.x.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crowsnest_wire::api::{MatrixSeries, Point, QueryData, VectorSample};
-use crowsnest_wire::{MatchOp, Matcher, is_stale_nan};
+use crowsnest_wire::api::{MatrixSeries, Metric, Point, QueryData, StringPoint, VectorSample};
+use crowsnest_wire::{Labels, METRIC_NAME};
+use promql_parser::parser::value::ValueType;
 use promql_parser::parser::{self, Expr};
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 
+use crate::eval::{Evaluator, Shared};
 use crate::storage::{Storage, StorageError};
+use crate::value::{Grid, Series, Value};
 
 /// Engine limits, mirroring Prometheus' `--query.*` flags.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
+    /// How far back an instant selector looks for a sample (`--query.lookback-delta`, 5m).
     pub lookback_delta_ms: i64,
+    /// Most samples a query may hold in memory at once (`--query.max-samples`).
     pub max_samples: usize,
+    /// Evaluation time limit (`--query.timeout`).
     pub timeout: Duration,
+    /// Step of subqueries written without one (`x[5m:]`); Prometheus uses the global evaluation
+    /// interval, 1m by default.
+    pub subquery_step_ms: i64,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { lookback_delta_ms: 300_000, max_samples: 50_000_000, timeout: Duration::from_secs(120) }
+        EngineOptions {
+            lookback_delta_ms: 300_000,
+            max_samples: 50_000_000,
+            timeout: Duration::from_secs(120),
+            subquery_step_ms: 60_000,
+        }
     }
 }
 
@@ -63,6 +78,17 @@ pub struct QueryOutput {
     pub infos: Vec<String>,
 }
 
+/// A result in the engine's own types (for callers that want labels and floats, e.g. the rule
+/// evaluator), names already cleaned up.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluated {
+    pub value: Value,
+    pub warnings: Vec<String>,
+    pub infos: Vec<String>,
+    /// Most samples held at once (Prometheus' `peakSamples` statistic).
+    pub peak_samples: usize,
+}
+
 /// The PromQL engine. Cheap to clone; holds only options.
 #[derive(Debug, Clone, Default)]
 pub struct Engine {
@@ -75,84 +101,189 @@ impl Engine {
     }
 
     /// Evaluates `query` at `time_ms`.
-    pub fn instant(&self, storage: &dyn Storage, query: &str, time_ms: i64, cancel: &CancellationToken) -> Result<QueryOutput, QueryError> {
+    pub fn instant(
+        &self,
+        storage: &dyn Storage,
+        query: &str,
+        time_ms: i64,
+        cancel: &CancellationToken,
+    ) -> Result<QueryOutput, QueryError> {
         let expr = parse(query)?;
-        self.evaluate(storage, &expr, time_ms, time_ms, 0, cancel, false)
+        let ev = self.eval_expr(storage, &expr, query, time_ms, time_ms, 0, cancel)?;
+        Ok(to_output(ev, false, time_ms, 1))
     }
 
     /// Evaluates `query` at every step from `start_ms` to `end_ms` inclusive.
-    pub fn range(&self, storage: &dyn Storage, query: &str, start_ms: i64, end_ms: i64, step_ms: i64, cancel: &CancellationToken) -> Result<QueryOutput, QueryError> {
+    pub fn range(
+        &self,
+        storage: &dyn Storage,
+        query: &str,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+        cancel: &CancellationToken,
+    ) -> Result<QueryOutput, QueryError> {
         if step_ms <= 0 {
-            return Err(QueryError::BadData("zero or negative query resolution step widths are not accepted. Try a positive integer".into()));
+            return Err(QueryError::BadData(
+                "zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
+            ));
+        }
+        if end_ms < start_ms {
+            return Err(QueryError::BadData("end timestamp must not be before start time".into()));
         }
         let expr = parse(query)?;
-        self.evaluate(storage, &expr, start_ms, end_ms, step_ms, cancel, true)
+        match expr.value_type() {
+            ValueType::Vector | ValueType::Scalar => {}
+            other => {
+                return Err(QueryError::BadData(format!(
+                    "invalid expression type {:?} for range query, must be Scalar or instant Vector",
+                    type_label(other)
+                )));
+            }
+        }
+        let ev = self.eval_expr(storage, &expr, query, start_ms, end_ms, step_ms, cancel)?;
+        Ok(to_output(ev, true, start_ms, step_ms))
     }
 
+    /// Evaluates an already-parsed expression over `[start, end]` with `step` (0 = instant query)
+    /// and returns the engine's own value types. `query` is the text the annotations point into.
     #[allow(clippy::too_many_arguments)]
-    fn evaluate(&self, storage: &dyn Storage, expr: &Expr, start: i64, end: i64, step: i64, cancel: &CancellationToken, range: bool) -> Result<QueryOutput, QueryError> {
-        let deadline = Instant::now() + self.options.timeout;
-        let Expr::VectorSelector(vs) = expr else {
-            return Err(QueryError::Execution("only plain selectors are supported by this build".into()));
-        };
-        let mut matchers = Vec::new();
-        if let Some(name) = &vs.name {
-            matchers.push(Matcher::equal(crowsnest_wire::METRIC_NAME, name.clone()));
+    pub fn eval_expr(
+        &self,
+        storage: &dyn Storage,
+        expr: &Expr,
+        query: &str,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+        cancel: &CancellationToken,
+    ) -> Result<Evaluated, QueryError> {
+        let mut sh = Shared::new(storage, &self.options, cancel, query, start_ms, end_ms);
+        sh.query_step = step_ms.max(0);
+        let grid = Grid { start: start_ms, end: end_ms, step: if step_ms > 0 { step_ms } else { 1 } };
+        let ev = Evaluator::new(&sh, grid);
+        let mut value = ev.eval(expr)?;
+        if step_ms > 0 && matches!(value, Value::Matrix(_)) {
+            return Err(QueryError::BadData(
+                "invalid expression type \"range vector\" for range query, must be Scalar or instant Vector".into(),
+            ));
         }
-        for m in &vs.matchers.matchers {
-            let op = match &m.op {
-                promql_parser::label::MatchOp::Equal => MatchOp::Equal,
-                promql_parser::label::MatchOp::NotEqual => MatchOp::NotEqual,
-                promql_parser::label::MatchOp::Re(_) => MatchOp::Regex,
-                promql_parser::label::MatchOp::NotRe(_) => MatchOp::NotRegex,
-            };
-            matchers.push(Matcher::new(op, m.name.clone(), m.value.clone()).map_err(|e| QueryError::BadData(e.to_string()))?);
+        match &mut value {
+            Value::Vector(v) => cleanup_names(v, true)?,
+            Value::Matrix(v) => cleanup_names(v, false)?,
+            _ => {}
         }
-        let lookback = self.options.lookback_delta_ms;
-        let mut vector = Vec::new();
-        let mut matrix = Vec::new();
-        let mut total = 0usize;
-        for series in storage.select(&matchers, start - lookback + 1, end)? {
-            if cancel.is_cancelled() {
-                return Err(QueryError::Canceled("query execution"));
-            }
-            if Instant::now() > deadline {
-                return Err(QueryError::Timeout("query execution"));
-            }
-            let series = series?;
-            let metric = series.labels.iter().map(|l| (l.name.clone(), l.value.clone())).collect();
-            let mut points = Vec::new();
-            let mut t = start;
-            while t <= end {
-                // Left-open lookback window (t - lookback, t], as in Prometheus 3.
-                let hi = series.samples.partition_point(|s| s.timestamp <= t);
-                if hi > 0 {
-                    let s = series.samples[hi - 1];
-                    if s.timestamp > t - lookback && !is_stale_nan(s.value) {
-                        points.push(Point { t, v: s.value });
-                    }
-                }
-                if step == 0 {
-                    break;
-                }
-                t += step;
-            }
-            total += points.len();
-            if total > self.options.max_samples {
-                return Err(QueryError::Execution("query processing would load too many samples into memory in query execution".into()));
-            }
-            if points.is_empty() {
-                continue;
-            }
-            if range {
-                matrix.push(MatrixSeries { metric, values: points });
-            } else {
-                vector.push(VectorSample { metric, value: points[0] });
-            }
-        }
-        let data = if range { QueryData::Matrix(matrix) } else { QueryData::Vector(vector) };
-        Ok(QueryOutput { data, warnings: vec![], infos: vec![] })
+        let warnings = sh.warnings.borrow().clone();
+        let infos = sh.infos.borrow().clone();
+        Ok(Evaluated { value, warnings, infos, peak_samples: sh.peak_samples() })
     }
+}
+
+fn type_label(t: ValueType) -> &'static str {
+    match t {
+        ValueType::Matrix => "range vector",
+        ValueType::String => "string",
+        ValueType::Scalar => "scalar",
+        ValueType::Vector => "instant vector",
+    }
+}
+
+/// Delayed name removal: drops `__name__` (and `__type__`, `__unit__`) where an operation asked
+/// for it, then, like Prometheus' `cleanupMetricLabels`, merges series that now share a label set
+/// when their points do not overlap (range results) and rejects real collisions.
+fn cleanup_names(v: &mut Vec<Series>, merge: bool) -> Result<(), QueryError> {
+    let mut any = false;
+    for s in v.iter_mut() {
+        if s.drop_name {
+            s.labels = s.labels.drop_names(&[METRIC_NAME, "__type__", "__unit__"]);
+            s.drop_name = false;
+            any = true;
+        }
+    }
+    if !any {
+        return Ok(());
+    }
+    let dup = || QueryError::Execution("vector cannot contain metrics with the same labelset".into());
+    let mut index: std::collections::HashMap<Labels, usize> = std::collections::HashMap::new();
+    let mut out: Vec<Series> = Vec::with_capacity(v.len());
+    for s in v.drain(..) {
+        match index.get(&s.labels) {
+            None => {
+                index.insert(s.labels.clone(), out.len());
+                out.push(s);
+            }
+            Some(&i) if merge => {
+                let target = &mut out[i];
+                let mut pts = std::mem::take(&mut target.points);
+                pts.extend(s.points);
+                pts.sort_by_key(|p| p.t);
+                if pts.windows(2).any(|w| w[0].t == w[1].t) {
+                    return Err(dup());
+                }
+                target.points = pts;
+            }
+            Some(_) => return Err(dup()),
+        }
+    }
+    *v = out;
+    Ok(())
+}
+
+fn metric(l: &Labels) -> Metric {
+    l.iter().map(|l| (l.name.clone(), l.value.clone())).collect()
+}
+
+impl Evaluated {
+    /// The instant-vector view a rule evaluator wants: each series' label set with its value at
+    /// the last step (a scalar becomes one sample without labels; strings and range vectors give
+    /// nothing).
+    pub fn into_samples(self) -> Vec<(Labels, f64)> {
+        match self.value {
+            Value::Vector(v) => v.into_iter().filter_map(|s| s.points.last().map(|p| (s.labels, p.v))).collect(),
+            Value::Scalar(v) => v.last().map(|x| vec![(Labels::default(), *x)]).unwrap_or_default(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Converts to API data (see [`to_output`]); `range` with the query's `start` and `step`.
+    pub fn into_output(self, range: bool, start: i64, step: i64) -> QueryOutput {
+        to_output(self, range, start, step)
+    }
+}
+
+/// Converts an evaluation to API data: instant vectors keep their order, range results are
+/// matrices sorted by labels.
+fn to_output(ev: Evaluated, range: bool, start: i64, step: i64) -> QueryOutput {
+    let data = match ev.value {
+        Value::Scalar(v) if range => {
+            // A scalar range result is one series without labels.
+            QueryData::Matrix(vec![MatrixSeries {
+                metric: Metric::new(),
+                values: v.into_iter().enumerate().map(|(i, v)| Point { t: start + i as i64 * step, v }).collect(),
+            }])
+        }
+        Value::Scalar(v) => QueryData::Scalar(Point { t: start, v: v.first().copied().unwrap_or(f64::NAN) }),
+        Value::String(s) => QueryData::String(StringPoint { t: start, v: s }),
+        Value::Vector(v) if !range => QueryData::Vector(
+            v.into_iter()
+                .filter_map(|s| {
+                    s.points.last().map(|p| VectorSample { metric: metric(&s.labels), value: Point { t: p.t, v: p.v } })
+                })
+                .collect(),
+        ),
+        Value::Vector(mut v) | Value::Matrix(mut v) => {
+            v.sort_by(|a, b| a.labels.cmp(&b.labels));
+            QueryData::Matrix(
+                v.into_iter()
+                    .map(|s| MatrixSeries {
+                        metric: metric(&s.labels),
+                        values: s.points.into_iter().map(|p| Point { t: p.t, v: p.v }).collect(),
+                    })
+                    .collect(),
+            )
+        }
+    };
+    QueryOutput { data, warnings: ev.warnings, infos: ev.infos }
 }
 
 /// Parses a query with promql-parser, mapping errors to `bad_data`.

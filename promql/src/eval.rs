@@ -7,14 +7,16 @@
 //!   closed windows `[t - d, t]`);
 //! - `__name__` removal is delayed to the end of the query (Prometheus 3 "delayed name removal"),
 //!   so `label_replace` and friends still see the name of a series a function has touched;
-//! - an instant query is a range evaluation with one step.
+//! - an instant query is a range evaluation with one step;
+//! - `holt_winters` is called `double_exponential_smoothing` (3.x name; the parser only knows it);
+//! - `@ start()/end()` and negative offsets are always enabled (flags in 2.x).
 //!
 //! Sub-modules hold the node kinds: `selector` (instant/range selectors, offset, `@`),
 //! `subquery`, `binary` (operators and vector matching) and `aggregate`.
 
 mod aggregate;
 mod binary;
-mod selector;
+pub mod selector;
 mod subquery;
 
 pub use aggregate::format_go_float;
@@ -41,6 +43,8 @@ pub struct Shared<'a> {
     /// The query's own start and end (what `start()` / `end()` in `@` refer to).
     pub query_start: i64,
     pub query_end: i64,
+    /// The query's step in ms (0 for instant queries), what `step()` returns.
+    pub query_step: i64,
     /// The query text, used to place annotations (`line:col`).
     pub query: &'a str,
     samples: Cell<usize>,
@@ -51,7 +55,14 @@ pub struct Shared<'a> {
 
 impl<'a> Shared<'a> {
     #[allow(clippy::too_many_arguments)]
-    pub fn new(storage: &'a dyn Storage, opts: &'a EngineOptions, cancel: &'a CancellationToken, query: &'a str, query_start: i64, query_end: i64) -> Self {
+    pub fn new(
+        storage: &'a dyn Storage,
+        opts: &'a EngineOptions,
+        cancel: &'a CancellationToken,
+        query: &'a str,
+        query_start: i64,
+        query_end: i64,
+    ) -> Self {
         Shared {
             storage,
             opts,
@@ -59,6 +70,7 @@ impl<'a> Shared<'a> {
             deadline: Instant::now() + opts.timeout,
             query_start,
             query_end,
+            query_step: 0,
             query,
             samples: Cell::new(0),
             peak: Cell::new(0),
@@ -108,19 +120,82 @@ impl<'a> Shared<'a> {
         format!("({line}:{col})")
     }
 
-    /// Adds a `PromQL warning:` annotation about the node whose text starts with `anchor`.
-    pub fn warn(&self, msg: impl AsRef<str>, anchor: &str) {
-        let text = format!("PromQL warning: {} {}", msg.as_ref(), self.position(anchor));
+    /// `(line:col)` of argument `idx` of the first call of `func` in the query text.
+    pub fn arg_position(&self, func: &str, idx: usize) -> String {
+        let q = self.query;
+        let mut from = 0;
+        while let Some(off) = q[from..].find(func) {
+            let start = from + off;
+            from = start + func.len();
+            let before_ok = q[..start].chars().next_back().is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
+            let rest = q[from..].trim_start();
+            if !before_ok || !rest.starts_with('(') {
+                continue;
+            }
+            let mut pos = q.len() - rest.len() + 1;
+            let mut depth = 0i32;
+            let mut arg = 0;
+            let mut in_str: Option<char> = None;
+            for (i, c) in q[pos..].char_indices() {
+                if let Some(qc) = in_str {
+                    if c == qc {
+                        in_str = None;
+                    }
+                    continue;
+                }
+                match c {
+                    '"' | '\'' | '`' => in_str = Some(c),
+                    '(' | '[' | '{' => depth += 1,
+                    ')' | ']' | '}' => depth -= 1,
+                    ',' if depth == 0 => {
+                        arg += 1;
+                        if arg == idx {
+                            pos = pos + i + 1;
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            if arg < idx {
+                break;
+            }
+            let lead = q[pos..].len() - q[pos..].trim_start().len();
+            return self.position_of(pos + lead);
+        }
+        "(1:1)".into()
+    }
+
+    /// `(line:col)` of a byte offset.
+    pub fn position_of(&self, idx: usize) -> String {
+        let before = &self.query[..idx.min(self.query.len())];
+        let line = before.matches('\n').count() + 1;
+        let col = before.len() - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
+        format!("({line}:{col})")
+    }
+
+    /// Adds a `PromQL warning:` annotation at an already rendered position.
+    pub fn warn_at(&self, msg: impl AsRef<str>, pos: &str) {
+        let text = format!("PromQL warning: {} {}", msg.as_ref(), pos);
         let mut w = self.warnings.borrow_mut();
         if !w.contains(&text) {
             w.push(text);
         }
     }
 
-    /// Adds a `PromQL info:` annotation.
-    pub fn info(&self, msg: impl AsRef<str>, anchor: &str) {
-        let text = format!("PromQL info: {} {}", msg.as_ref(), self.position(anchor));
+    /// Adds a `PromQL info:` annotation at an already rendered position.
+    pub fn info_at(&self, msg: impl AsRef<str>, pos: &str) {
+        let text = format!("PromQL info: {} {}", msg.as_ref(), pos);
         let mut w = self.infos.borrow_mut();
+        if !w.contains(&text) {
+            w.push(text);
+        }
+    }
+
+    /// Adds a `PromQL warning:` annotation about the node whose text starts with `anchor`.
+    pub fn warn(&self, msg: impl AsRef<str>, anchor: &str) {
+        let text = format!("PromQL warning: {} {}", msg.as_ref(), self.position(anchor));
+        let mut w = self.warnings.borrow_mut();
         if !w.contains(&text) {
             w.push(text);
         }
@@ -175,8 +250,17 @@ impl<'s, 'a> Evaluator<'s, 'a> {
         }
     }
 
-    /// Evaluates any expression.
+    /// Evaluates any expression. Sample accounting: while a node runs, its children's results
+    /// count as held; once it returns, only its own result stays counted.
     pub fn eval(&self, e: &Expr) -> Result<Value, QueryError> {
+        let before = self.sh.samples.get();
+        let v = self.eval_node(e)?;
+        self.sh.samples.set(before);
+        self.sh.add_samples(v.sample_count())?;
+        Ok(v)
+    }
+
+    fn eval_node(&self, e: &Expr) -> Result<Value, QueryError> {
         self.sh.check()?;
         let n = self.grid.len();
         match e {
@@ -194,7 +278,9 @@ impl<'s, 'a> Evaluator<'s, 'a> {
                     }
                     Ok(Value::Vector(ss))
                 }
-                _ => Err(QueryError::BadData("unary expression only allowed on expressions of type scalar or instant vector".into())),
+                _ => Err(QueryError::BadData(
+                    "unary expression only allowed on expressions of type scalar or instant vector".into(),
+                )),
             },
             Expr::VectorSelector(vs) => Ok(Value::Vector(self.eval_vector_selector(vs, false)?)),
             Expr::MatrixSelector(ms) => Ok(Value::Matrix(self.eval_matrix_selector(ms)?)),

@@ -1,10 +1,11 @@
 //! PromQL function calls: argument evaluation and dispatch to the function families in the
 //! sub-modules. The function list and semantics follow
 //! <https://prometheus.io/docs/prometheus/latest/querying/functions/> and Prometheus'
-//! `promql/functions.go`. Native-histogram-only functions (`histogram_count` …) see only float
-//! samples here, which they ignore, exactly as Prometheus does for float input.
+//! `promql/functions.go`. Native histograms are not stored by Crowsnest, so the functions that
+//! only read them (`histogram_count` …) fail with a clear error instead of answering empty.
 
 pub mod histogram;
+pub mod info;
 pub mod label;
 pub mod math;
 pub mod over_time;
@@ -32,7 +33,18 @@ pub fn call(ev: &Evaluator<'_, '_>, c: &Call) -> Result<Value, QueryError> {
     match name {
         "time" => Ok(Value::Scalar(ev.grid.iter().map(|t| t as f64 / 1000.0).collect())),
         "pi" => Ok(Value::Scalar(vec![std::f64::consts::PI; n])),
-        "step" => Ok(Value::Scalar(vec![ev.grid.step as f64 / 1000.0; n])),
+        "step" => Ok(Value::Scalar(vec![ev.sh.query_step as f64 / 1000.0; n])),
+        "min_of" | "max_of" => {
+            let mut acc = ev.eval_scalar(args[0])?;
+            for a in &args[1..] {
+                let b = ev.eval_scalar(a)?;
+                for (x, y) in acc.iter_mut().zip(b) {
+                    *x = if name == "min_of" { math::go_min(*x, y) } else { math::go_max(*x, y) };
+                }
+            }
+            Ok(Value::Scalar(acc))
+        }
+        "histogram_quantiles" => histogram::histogram_quantiles(ev, &args),
         "start" => Ok(Value::Scalar(vec![ev.sh.query_start as f64 / 1000.0; n])),
         "end" => Ok(Value::Scalar(vec![ev.sh.query_end as f64 / 1000.0; n])),
         "range" => Ok(Value::Scalar(vec![(ev.sh.query_end - ev.sh.query_start) as f64 / 1000.0; n])),
@@ -85,7 +97,11 @@ pub fn call(ev: &Evaluator<'_, '_>, c: &Call) -> Result<Value, QueryError> {
             let b = ev.eval_scalar(args[1])?;
             let v = ev.eval_vector(args[0])?;
             let max = name == "clamp_max";
-            Ok(Value::Vector(map_values_step(ev, v, |v, i| if max { math::go_min(b[i], v) } else { math::go_max(b[i], v) })))
+            Ok(Value::Vector(map_values_step(
+                ev,
+                v,
+                |v, i| if max { math::go_min(b[i], v) } else { math::go_max(b[i], v) },
+            )))
         }
         "timestamp" => {
             let mut inner = args[0];
@@ -111,16 +127,19 @@ pub fn call(ev: &Evaluator<'_, '_>, c: &Call) -> Result<Value, QueryError> {
         }
         "absent" => absent(ev, args[0], false),
         "absent_over_time" => absent(ev, args[0], true),
+        "info" => info::info(ev, &args),
         "label_replace" => label::label_replace(ev, &args),
         "label_join" => label::label_join(ev, &args),
         "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc" => sort::sort(ev, name, &args),
-        "days_in_month" | "day_of_month" | "day_of_week" | "day_of_year" | "hour" | "minute" | "month" | "year" => time::date_fn(ev, name, args.first().copied()),
+        "days_in_month" | "day_of_month" | "day_of_week" | "day_of_year" | "hour" | "minute" | "month" | "year" => {
+            time::date_fn(ev, name, args.first().copied())
+        }
         "histogram_quantile" => histogram::histogram_quantile(ev, &args),
-        "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev" | "histogram_stdvar" | "histogram_fraction" => {
-            for a in &args {
-                ev.eval(a)?;
-            }
-            Ok(Value::Vector(Vec::new()))
+        "histogram_fraction" => histogram::histogram_fraction(ev, &args),
+        "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev" | "histogram_stdvar" => {
+            Err(QueryError::Execution(format!(
+                "{name}() needs native histograms, which this engine does not store; use classic `_bucket`/`_sum`/`_count` series"
+            )))
         }
         _ => range_function(ev, name, &args),
     }
@@ -162,10 +181,10 @@ fn absent_labels(e: &Expr) -> Labels {
         if m.name == crowsnest_wire::METRIC_NAME {
             continue;
         }
+        if vs.matchers.matchers.iter().filter(|x| x.name == m.name).count() > 1 {
+            dup.push(m.name.clone());
+        }
         if matches!(m.op, promql_parser::label::MatchOp::Equal) {
-            if pairs.iter().any(|(n, _)| *n == m.name) {
-                dup.push(m.name.clone());
-            }
             pairs.push((m.name.clone(), m.value.clone()));
         }
     }
@@ -187,7 +206,8 @@ fn absent(ev: &Evaluator<'_, '_>, arg: &Expr, over_time: bool) -> Result<Value, 
             }
         }
     }
-    let points: Vec<FPoint> = present.iter().enumerate().filter(|(_, p)| !**p).map(|(i, _)| FPoint { t: ev.grid.ts(i), v: 1.0 }).collect();
+    let points: Vec<FPoint> =
+        present.iter().enumerate().filter(|(_, p)| !**p).map(|(i, _)| FPoint { t: ev.grid.ts(i), v: 1.0 }).collect();
     if points.is_empty() {
         return Ok(Value::Vector(Vec::new()));
     }
@@ -195,27 +215,17 @@ fn absent(ev: &Evaluator<'_, '_>, arg: &Expr, over_time: bool) -> Result<Value, 
 }
 
 /// Adds Prometheus' "might not be a counter" info for `rate`/`increase` over badly named metrics.
-fn counter_info(ev: &Evaluator<'_, '_>, name: &str, labels: &Labels, arg: &Expr) {
+fn counter_info(ev: &Evaluator<'_, '_>, name: &str, labels: &Labels) {
     if !matches!(name, "rate" | "increase") {
         return;
     }
-    if let Some(metric) = labels.metric_name() {
-        if !["_total", "_sum", "_count", "_bucket"].iter().any(|s| metric.ends_with(s)) {
-            let anchor = arg_anchor(arg);
-            ev.sh.info(format!("metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {metric:?}"), &anchor);
-        }
-    }
-}
-
-/// Text that starts the argument in the query (for annotation positions).
-fn arg_anchor(e: &Expr) -> String {
-    match e {
-        Expr::MatrixSelector(ms) => ms.vs.name.clone().unwrap_or_else(|| "{".into()),
-        Expr::VectorSelector(vs) => vs.name.clone().unwrap_or_else(|| "{".into()),
-        Expr::Paren(p) => arg_anchor(&p.expr),
-        Expr::Subquery(sq) => arg_anchor(&sq.expr),
-        Expr::Call(c) => c.func.name.to_string(),
-        _ => String::new(),
+    if let Some(metric) = labels.metric_name()
+        && !["_total", "_sum", "_count", "_bucket"].iter().any(|s| metric.ends_with(s))
+    {
+        ev.sh.info_at(
+            format!("metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {metric:?}"),
+            &ev.sh.arg_position(name, 0),
+        );
     }
 }
 
@@ -237,20 +247,26 @@ fn range_function(ev: &Evaluator<'_, '_>, name: &str, args: &[&Expr]) -> Result<
         for i in 0..ev.grid.len() {
             let (sf, tf) = (p(0, i), p(1, i));
             if !(sf > 0.0 && sf < 1.0) {
-                return Err(QueryError::Execution(format!("invalid smoothing factor. Expected: 0 < sf < 1, got: {sf}")));
+                return Err(QueryError::Execution(format!(
+                    "invalid smoothing factor. Expected: 0 < sf < 1, got: {sf}"
+                )));
             }
             if !(tf > 0.0 && tf < 1.0) {
                 return Err(QueryError::Execution(format!("invalid trend factor. Expected: 0 < tf < 1, got: {tf}")));
             }
         }
     }
-    if name == "quantile_over_time" {
-        if let Some(q) = (0..ev.grid.len()).map(|i| p(0, i)).find(|q| !(0.0..=1.0).contains(q)) {
-            ev.sh.warn(format!("quantile value should be between 0 and 1, got {}", crate::eval::format_go_float(q)), "quantile_over_time");
-        }
+    if name == "quantile_over_time"
+        && let Some(q) = (0..ev.grid.len()).map(|i| p(0, i)).find(|q| !(0.0..=1.0).contains(q))
+    {
+        ev.sh.warn_at(
+            format!("quantile value should be between 0 and 1, got {}", crate::eval::format_go_float(q)),
+            &ev.sh.arg_position("quantile_over_time", 0),
+        );
     }
     let keep_name = matches!(name, "last_over_time" | "first_over_time");
-    let f: Box<dyn Fn(&[FPoint], &WindowCtx, usize) -> Option<f64>> = match name {
+    type RangeFn<'p> = Box<dyn Fn(&[FPoint], &WindowCtx, usize) -> Option<f64> + 'p>;
+    let f: RangeFn<'_> = match name {
         "rate" => Box::new(|s, w, _| rate::extrapolated_rate(s, w, true, true)),
         "increase" => Box::new(|s, w, _| rate::extrapolated_rate(s, w, true, false)),
         "delta" => Box::new(|s, w, _| rate::extrapolated_rate(s, w, false, false)),
@@ -276,7 +292,9 @@ fn range_function(ev: &Evaluator<'_, '_>, name: &str, args: &[&Expr]) -> Result<
         "ts_of_max_over_time" => Box::new(|s, _, _| Some(over_time::ts_of(s, |a, b| a >= b))),
         "ts_of_first_over_time" => Box::new(|s, _, _| s.first().map(|p| p.t as f64 / 1000.0)),
         "ts_of_last_over_time" => Box::new(|s, _, _| s.last().map(|p| p.t as f64 / 1000.0)),
-        "double_exponential_smoothing" => Box::new(|s, _, i| over_time::double_exponential_smoothing(s, p(0, i), p(1, i))),
+        "double_exponential_smoothing" => {
+            Box::new(|s, _, i| over_time::double_exponential_smoothing(s, p(0, i), p(1, i)))
+        }
         other => return Err(QueryError::BadData(format!("function {other:?} is not supported by this engine"))),
     };
     let mut needs_info: Vec<Labels> = Vec::new();
@@ -288,7 +306,7 @@ fn range_function(ev: &Evaluator<'_, '_>, name: &str, args: &[&Expr]) -> Result<
         r
     })?;
     for l in &needs_info {
-        counter_info(ev, name, l, arg);
+        counter_info(ev, name, l);
     }
     Ok(Value::Vector(out))
 }

@@ -1,10 +1,15 @@
 //! PromQL evaluation for Crowsnest. Parsing is done by the `promql-parser` crate; evaluation is
 //! ours, series by series, over the [`storage::Storage`] trait, so the same engine runs over the
-//! sled store, over an in-memory storage for `crowsnest test-rules` and the conformance runner.
+//! sled store, over an in-memory storage for `crowsnest test-rules` and the conformance runner
+//! ([`promqltest`], Prometheus' test-script format).
 
 pub mod storage;
 
 pub use storage::{MemStorage, Series, SeriesIter, Storage, StorageError};
 pub mod engine;
+mod eval;
+mod functions;
+pub mod promqltest;
+pub mod value;
 
-pub use engine::{Engine, EngineOptions, QueryError, QueryOutput};
+pub use engine::{Engine, EngineOptions, Evaluated, QueryError, QueryOutput};

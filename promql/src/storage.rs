@@ -103,7 +103,8 @@ mod tests {
         let m = MemStorage::new();
         let l = Labels::from_pairs([("__name__", "x"), ("a", "1")]);
         m.add(l.clone(), (0..10).map(|i| Sample::new(i * 1000, i as f64)));
-        let got: Vec<Series> = m.select(&[Matcher::equal("__name__", "x")], 2000, 4000).unwrap().map(Result::unwrap).collect();
+        let got: Vec<Series> =
+            m.select(&[Matcher::equal("__name__", "x")], 2000, 4000).unwrap().map(Result::unwrap).collect();
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].samples.iter().map(|s| s.timestamp).collect::<Vec<_>>(), vec![2000, 3000, 4000]);
         assert!(m.select(&[Matcher::equal("__name__", "y")], 0, 10_000).unwrap().next().is_none());

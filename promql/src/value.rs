@@ -114,6 +114,22 @@ impl<'a> StepCursor<'a> {
     }
 }
 
+/// Maps label sets to dense ids (signatures, group keys) so per-step work hashes integers.
+pub fn intern(keys: impl IntoIterator<Item = Labels>) -> (Vec<usize>, Vec<Labels>) {
+    let mut index: HashMap<Labels, usize> = HashMap::new();
+    let mut uniq = Vec::new();
+    let ids = keys
+        .into_iter()
+        .map(|k| {
+            *index.entry(k).or_insert_with_key(|k| {
+                uniq.push(k.clone());
+                uniq.len() - 1
+            })
+        })
+        .collect();
+    (ids, uniq)
+}
+
 /// Collects output samples step by step into series keyed by label set.
 #[derive(Default)]
 pub struct SeriesBuilder {
@@ -129,8 +145,14 @@ impl SeriesBuilder {
     /// Adds one point; two points for the same series at the same step is the Prometheus error
     /// "vector cannot contain metrics with the same labelset".
     pub fn push(&mut self, labels: Labels, drop_name: bool, t: i64, v: f64) -> Result<(), QueryError> {
+        let slot = self.slot(labels, drop_name);
+        self.push_slot(slot, t, v)
+    }
+
+    /// The output series for a label set (created on first use), for callers that cache it.
+    pub fn slot(&mut self, labels: Labels, drop_name: bool) -> usize {
         let key = (labels, drop_name);
-        let idx = match self.index.get(&key) {
+        match self.index.get(&key) {
             Some(i) => *i,
             None => {
                 let i = self.series.len();
@@ -138,8 +160,12 @@ impl SeriesBuilder {
                 self.index.insert(key, i);
                 i
             }
-        };
-        let pts = &mut self.series[idx].points;
+        }
+    }
+
+    /// Adds one point to a series obtained from [`SeriesBuilder::slot`].
+    pub fn push_slot(&mut self, slot: usize, t: i64, v: f64) -> Result<(), QueryError> {
+        let pts = &mut self.series[slot].points;
         if pts.last().is_some_and(|p| p.t == t) {
             return Err(QueryError::Execution("vector cannot contain metrics with the same labelset".into()));
         }

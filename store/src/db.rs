@@ -1,24 +1,72 @@
-//! The database facade. PLACEHOLDER INTERNALS: this first version keeps everything in memory so the
-//! HTTP layer can be built against the final public API; the storage engine (WAL, head chunks,
-//! sled index, retention) replaces the internals behind the same signatures.
+//! The database facade: the public API the HTTP layer, the importer and the PromQL engine use.
+//! The engine behind it lives in `db/`:
+//!
+//! - `xor.rs` (Gorilla head chunks), `chunk.rs` (closed chunks: XOR or decimal/delta columns +
+//!   zstd, CRC32-checked), `bits.rs` (bit and varint codecs);
+//! - `head.rs` (sharded in-memory series, out-of-order merge), `index.rs` (label encoding and
+//!   postings), `persist.rs` (the sled trees), `wal.rs` (write-ahead log, group commit);
+//! - `engine.rs` (open and WAL replay), `ingest.rs`, `query.rs`, `maintain.rs` (checkpoints,
+//!   retention, disk gauges), `metrics.rs` (every exported metric, documented there).
+//!
+//! # Durability guarantee
+//!
+//! When [`Db::append`] returns `Ok`, every sample it counted as accepted is in the write-ahead log
+//! and the log has been `fdatasync`ed: the samples survive `kill -9` and, on hardware that honours
+//! `fdatasync`, a power loss. Concurrent appenders share one `fdatasync` (group commit), so the
+//! cost is about one disk flush (~0.2 ms here) per round of concurrent requests, not per request.
+//! On open the store loads the series index and head snapshots from sled and replays the WAL;
+//! a torn or corrupt record at the end of a segment (a crash in the middle of a write, which was
+//! never acknowledged) is skipped with a warning. Checkpoints (every
+//! `store.engine.checkpoint_interval`, or when the WAL reaches `checkpoint_wal_bytes`, and on
+//! [`Db::flush`]) write heads and chunks to sled, `flush` sled, and only then delete the WAL
+//! segments they cover. Samples that were appended to memory but whose request failed before the
+//! `fdatasync` may or may not be present after a crash (the client was told to retry; retried
+//! exact duplicates are accepted as no-ops).
+//!
+//! Exact duplicates (same series, timestamp and value bits) are accepted as no-ops; samples up to
+//! `store.out_of_order_window` older than their series' newest sample are merged in; older ones
+//! and conflicting values at an existing timestamp are rejected and counted. The "present" used
+//! by retention and the too-old check is the newest sample in the store (like Prometheus' block
+//! retention), not the wall clock, so backfills of old data work on an empty store.
 
 pub mod bits;
 pub mod chunk;
+mod engine;
+pub mod head;
 pub mod index;
+mod ingest;
+mod maintain;
+pub mod metrics;
+pub mod persist;
+mod query;
 pub mod wal;
 pub mod xor;
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::RwLock;
+#[cfg(test)]
+mod tests;
 
-use crowsnest_promql::{Series, SeriesIter, Storage, StorageError};
-use crowsnest_wire::labels::matches_all;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::mpsc::{Sender, channel};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crowsnest_promql::{SeriesIter, Storage, StorageError};
 use crowsnest_wire::ops::SharedRegistry;
 use crowsnest_wire::remote::MetricMetadata;
-use crowsnest_wire::{Labels, Matcher, Sample, TimeSeries};
+use crowsnest_wire::{Labels, Matcher, TimeSeries};
+use parking_lot::Mutex;
 
 use crate::config::StoreConfig;
 use crate::error::StoreError;
+use engine::Engine;
+pub use maintain::RetentionReport;
+
+/// A series' id: stable for the life of the data directory.
+pub type SeriesRef = u64;
+
+/// How often the maintenance thread wakes up to check whether a checkpoint or retention is due.
+const MAINTENANCE_TICK: Duration = Duration::from_secs(5);
 
 /// Why samples were refused. The string form is the `reason` label of
 /// `crowsnest_store_samples_rejected_total`.
@@ -101,64 +149,74 @@ pub struct TsdbStatus {
     pub series_count_by_label_value_pair: Vec<(String, u64)>,
 }
 
+/// Engine counters (see [`Db::stats`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StoreStats {
+    /// Series in the index.
+    pub series: u64,
+    /// Series with an open head chunk.
+    pub active_series: u64,
+    /// Closed chunks on disk.
+    pub chunks: u64,
+    /// Bytes and samples of the closed chunks written by this process.
+    pub chunk_bytes_written: u64,
+    pub chunk_samples_written: u64,
+    /// Approximate heap bytes of the head (labels, head chunks, out-of-order buffers).
+    pub head_bytes: u64,
+    /// sled's size on disk, and the WAL's.
+    pub sled_bytes: u64,
+    pub wal_bytes: u64,
+}
+
 /// The time-series database.
 pub struct Db {
-    config: StoreConfig,
-    series: RwLock<BTreeMap<Labels, Vec<Sample>>>,
-    metadata: RwLock<BTreeMap<String, MetadataEntry>>,
+    engine: Arc<Engine>,
+    maintenance: Mutex<Option<(Sender<()>, JoinHandle<()>)>>,
 }
 
 impl Db {
     /// Opens (creating if needed) the database under `config.data_dir`, replaying the WAL.
-    /// Registers the store's metrics in `registry`.
-    pub fn open(config: StoreConfig, _registry: &SharedRegistry) -> Result<Db, StoreError> {
+    /// Registers the store's metrics in `registry` and starts the maintenance thread
+    /// (checkpoints, retention, disk gauges).
+    pub fn open(config: StoreConfig, registry: &SharedRegistry) -> Result<Db, StoreError> {
         config.validate()?;
-        Ok(Db { config, series: RwLock::default(), metadata: RwLock::default() })
+        let engine = Arc::new(Engine::open(config, registry)?);
+        let (tx, rx) = channel();
+        let weak = Arc::downgrade(&engine);
+        let handle = std::thread::Builder::new()
+            .name("store-maintenance".into())
+            .spawn(move || maintain::run(weak, rx, MAINTENANCE_TICK))?;
+        Ok(Db { engine, maintenance: Mutex::new(Some((tx, handle))) })
     }
 
     pub fn config(&self) -> &StoreConfig {
-        &self.config
+        &self.engine.config
     }
 
     /// Appends a batch. Blocking: returns once accepted samples are durable (survive kill -9).
     /// Labels are validated here (sorted, unique, valid names, limits); bad series are reported
     /// in the outcome, the rest is stored. `Err` only for the store's own failures (HTTP 5xx).
     pub fn append(&self, batch: Vec<TimeSeries>) -> Result<AppendOutcome, StoreError> {
-        let mut out = AppendOutcome::default();
-        let mut map = self.series.write().unwrap_or_else(|e| e.into_inner());
-        for ts in batch {
-            if let Err(e) = crowsnest_wire::labels::validate_sorted(&ts.labels) {
-                out.rejected.push(Rejection { reason: RejectReason::InvalidLabels, series: format!("{:?}", ts.labels), detail: e.to_string(), samples: ts.samples.len() as u64 });
-                continue;
-            }
-            let labels = Labels::from_sorted_unchecked(ts.labels);
-            let v = map.entry(labels).or_default();
-            for s in ts.samples {
-                match v.binary_search_by_key(&s.timestamp, |x| x.timestamp) {
-                    Ok(i) if v[i].value.to_bits() == s.value.to_bits() => out.duplicates += 1,
-                    Ok(_) => {}
-                    Err(i) => {
-                        v.insert(i, s);
-                        out.accepted += 1;
-                    }
-                }
-            }
-        }
-        Ok(out)
+        self.engine.append(batch)
     }
 
     /// Records metric metadata sent alongside samples (remote_write `metadata`, `# HELP`/`# TYPE`).
+    /// Kept in memory, like Prometheus' scrape metadata.
     pub fn append_metadata(&self, md: Vec<MetricMetadata>) {
-        let mut m = self.metadata.write().unwrap_or_else(|e| e.into_inner());
+        let mut m = self.engine.metadata.write();
         for x in md {
-            let kind = crowsnest_wire::remote::MetricType::try_from(x.r#type).unwrap_or(crowsnest_wire::remote::MetricType::Unknown);
-            m.insert(x.metric_family_name, MetadataEntry { kind: kind.as_api_str().into(), help: x.help, unit: x.unit });
+            let kind = crowsnest_wire::remote::MetricType::try_from(x.r#type)
+                .unwrap_or(crowsnest_wire::remote::MetricType::Unknown);
+            m.insert(
+                x.metric_family_name,
+                MetadataEntry { kind: kind.as_api_str().into(), help: x.help, unit: x.unit },
+            );
         }
     }
 
     /// Metadata by metric name, optionally for one metric, at most `limit` metrics.
     pub fn metadata(&self, metric: Option<&str>, limit: Option<usize>) -> BTreeMap<String, Vec<MetadataEntry>> {
-        let m = self.metadata.read().unwrap_or_else(|e| e.into_inner());
+        let m = self.engine.metadata.read();
         m.iter()
             .filter(|(k, _)| metric.is_none_or(|n| n == k.as_str()))
             .take(limit.unwrap_or(usize::MAX))
@@ -166,61 +224,97 @@ impl Db {
             .collect()
     }
 
-    /// Series (label sets) matching any of the matcher sets with data in `[start, end]`.
+    /// Series (label sets) matching any of the matcher sets with data in `[start, end]`, sorted.
     /// An empty `matcher_sets` means all series.
-    pub fn series(&self, matcher_sets: &[Vec<Matcher>], start: i64, end: i64, limit: Option<usize>) -> Result<Vec<Labels>, StoreError> {
-        let map = self.series.read().unwrap_or_else(|e| e.into_inner());
-        Ok(map
-            .iter()
-            .filter(|(l, s)| s.iter().any(|x| x.timestamp >= start && x.timestamp <= end) && (matcher_sets.is_empty() || matcher_sets.iter().any(|ms| matches_all(ms, l))))
-            .map(|(l, _)| l.clone())
-            .take(limit.unwrap_or(usize::MAX))
-            .collect())
+    pub fn series(
+        &self,
+        matcher_sets: &[Vec<Matcher>],
+        start: i64,
+        end: i64,
+        limit: Option<usize>,
+    ) -> Result<Vec<Labels>, StoreError> {
+        Ok(self.engine.series(matcher_sets, start, end, limit))
     }
 
     /// Label names present on matching series in `[start, end]`, sorted.
-    pub fn label_names(&self, matcher_sets: &[Vec<Matcher>], start: i64, end: i64, limit: Option<usize>) -> Result<Vec<String>, StoreError> {
-        let names: BTreeSet<String> = self.series(matcher_sets, start, end, None)?.iter().flat_map(|l| l.iter().map(|x| x.name.clone()).collect::<Vec<_>>()).collect();
-        Ok(names.into_iter().take(limit.unwrap_or(usize::MAX)).collect())
+    pub fn label_names(
+        &self,
+        matcher_sets: &[Vec<Matcher>],
+        start: i64,
+        end: i64,
+        limit: Option<usize>,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(self.engine.label_names(matcher_sets, start, end, limit))
     }
 
     /// Values of label `name` on matching series in `[start, end]`, sorted.
-    pub fn label_values(&self, name: &str, matcher_sets: &[Vec<Matcher>], start: i64, end: i64, limit: Option<usize>) -> Result<Vec<String>, StoreError> {
-        let vals: BTreeSet<String> = self.series(matcher_sets, start, end, None)?.iter().filter_map(|l| l.get(name).map(str::to_string)).collect();
-        Ok(vals.into_iter().take(limit.unwrap_or(usize::MAX)).collect())
+    pub fn label_values(
+        &self,
+        name: &str,
+        matcher_sets: &[Vec<Matcher>],
+        start: i64,
+        end: i64,
+        limit: Option<usize>,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(self.engine.label_values(name, matcher_sets, start, end, limit))
     }
 
     /// Head statistics, each top-list cut to `limit` entries.
     pub fn tsdb_status(&self, limit: usize) -> TsdbStatus {
-        let map = self.series.read().unwrap_or_else(|e| e.into_inner());
-        let mut by_name: BTreeMap<String, u64> = BTreeMap::new();
-        for l in map.keys() {
-            *by_name.entry(l.metric_name().unwrap_or("").to_string()).or_default() += 1;
-        }
-        let mut v: Vec<(String, u64)> = by_name.into_iter().collect();
-        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        v.truncate(limit);
-        TsdbStatus { num_series: map.len() as u64, series_count_by_metric_name: v, ..Default::default() }
+        self.engine.tsdb_status(limit)
     }
 
-    /// Writes everything held in memory to disk (used on shutdown and by benchmarks).
+    /// Writes everything held in memory to disk (used on shutdown and by benchmarks): closes
+    /// every head chunk into a stored chunk, flushes sled and truncates the WAL.
     pub fn flush(&self) -> Result<(), StoreError> {
-        Ok(())
+        self.engine.checkpoint(true)
+    }
+
+    /// A checkpoint without closing active heads (what the maintenance thread runs).
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.engine.checkpoint(false)
+    }
+
+    /// Runs retention now: deletes whole chunks that end before `newest sample − retention`.
+    pub fn apply_retention(&self) -> Result<RetentionReport, StoreError> {
+        self.engine.apply_retention()
+    }
+
+    /// Engine counters for benchmarks and diagnostics (bytes per sample, RSS per series).
+    pub fn stats(&self) -> StoreStats {
+        self.engine.stats()
+    }
+
+    /// Bytes used on disk (sled and WAL); also refreshes `crowsnest_store_disk_bytes`.
+    pub fn disk_bytes(&self) -> u64 {
+        self.engine.update_disk_gauges()
+    }
+
+    /// Stops the maintenance thread and flushes. Dropping the `Db` stops the thread too, but
+    /// leaves the heads to the WAL.
+    pub fn close(&self) -> Result<(), StoreError> {
+        self.stop_maintenance();
+        self.flush()
+    }
+
+    fn stop_maintenance(&self) {
+        if let Some((tx, handle)) = self.maintenance.lock().take() {
+            let _ = tx.send(());
+            if handle.join().is_err() {
+                tracing::error!("Store maintenance thread panicked.");
+            }
+        }
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        self.stop_maintenance();
     }
 }
 
 impl Storage for Db {
     fn select(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<SeriesIter<'_>, StorageError> {
-        let map = self.series.read().unwrap_or_else(|e| e.into_inner());
-        let out: Vec<Result<Series, StorageError>> = map
-            .iter()
-            .filter(|(l, _)| matches_all(matchers, l))
-            .filter_map(|(l, samples)| {
-                let lo = samples.partition_point(|s| s.timestamp < start);
-                let hi = samples.partition_point(|s| s.timestamp <= end);
-                (lo < hi).then(|| Ok(Series { labels: l.clone(), samples: samples[lo..hi].to_vec() }))
-            })
-            .collect();
-        Ok(Box::new(out.into_iter()))
+        Ok(Box::new(self.engine.select(matchers, start, end)))
     }
 }

@@ -61,7 +61,7 @@ impl ApiState {
     pub fn new(db: Arc<Db>, registry: &SharedRegistry) -> ApiState {
         let config = db.config().clone();
         let q = &config.query;
-        let engine = Engine::new(EngineOptions { lookback_delta_ms: q.lookback_delta.as_millis() as i64, max_samples: q.max_samples, timeout: q.timeout });
+        let engine = Engine::new(EngineOptions { lookback_delta_ms: q.lookback_delta.as_millis() as i64, max_samples: q.max_samples, timeout: q.timeout, ..EngineOptions::default() });
         ApiState {
             query_slots: Arc::new(Semaphore::new(q.max_concurrent)),
             engine: Arc::new(engine),
@@ -92,7 +92,7 @@ impl HttpMetrics {
     fn register(registry: &SharedRegistry) -> HttpMetrics {
         let durations: Family<HandlerLabels, Histogram, fn() -> Histogram> = Family::new_with_constructor(new_duration_histogram);
         let mut reg = registry.lock().unwrap_or_else(|e| e.into_inner());
-        reg.register("crowsnest_store_http_request_duration_seconds", "Time spent serving store API requests, by handler.", durations.clone());
+        reg.register("crowsnest_store_http_request_duration_seconds", "Time spent serving store API requests, by handler", durations.clone());
         HttpMetrics { durations }
     }
 }

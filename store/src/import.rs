@@ -28,6 +28,8 @@ pub struct ImportSummary {
     pub duplicates: u64,
     pub rejected: Vec<Rejection>,
     pub line_errors: Vec<LineError>,
+    /// Answers of a remote store that refused (part of) a batch (`crowsnest import --url`).
+    pub refused_batches: Vec<String>,
 }
 
 impl ImportSummary {
@@ -44,23 +46,28 @@ impl ImportSummary {
         self.duplicates += other.duplicates;
         self.rejected.extend(other.rejected);
         self.line_errors.extend(other.line_errors);
+        self.refused_batches.extend(other.refused_batches);
     }
 
     /// Whether anything was wrong with the input.
     pub fn has_problems(&self) -> bool {
-        !self.rejected.is_empty() || !self.line_errors.is_empty()
+        !self.rejected.is_empty() || !self.line_errors.is_empty() || !self.refused_batches.is_empty()
     }
 
     /// One line for logs and the CLI: `imported 10 samples of 3 series (1 duplicate), ...`.
     pub fn summary_line(&self) -> String {
-        format!(
+        let mut line = format!(
             "imported {} samples of {} series ({} duplicates ignored), {} samples rejected, {} bad lines",
             self.accepted,
             self.series,
             self.duplicates,
             self.rejected_samples(),
             self.line_errors.len()
-        )
+        );
+        if !self.refused_batches.is_empty() {
+            line.push_str(&format!(", {} batches partly refused by the store", self.refused_batches.len()));
+        }
+        line
     }
 
     /// The problems, for a 400 answer or the CLI: the first few bad lines and rejections.
@@ -71,6 +78,9 @@ impl ImportSummary {
         }
         if !self.rejected.is_empty() {
             parts.push(describe_rejections(&self.rejected));
+        }
+        if !self.refused_batches.is_empty() {
+            parts.push(format!("refused batches: {}", list(self.refused_batches.iter().cloned(), self.refused_batches.len())));
         }
         parts.join("; ")
     }

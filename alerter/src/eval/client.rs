@@ -52,7 +52,10 @@ pub struct HttpQueryClient {
 
 impl HttpQueryClient {
     pub fn new(base_url: &str, timeout: Duration) -> Result<Self, EvalError> {
-        let http = reqwest::Client::builder().timeout(timeout + Duration::from_secs(5)).build().map_err(|e| EvalError::Http(e.to_string()))?;
+        let http = reqwest::Client::builder()
+            .timeout(timeout + Duration::from_secs(5))
+            .build()
+            .map_err(|e| EvalError::Http(e.to_string()))?;
         Ok(HttpQueryClient { http, url: format!("{}/api/v1/query", base_url.trim_end_matches('/')), timeout })
     }
 }
@@ -130,7 +133,10 @@ pub struct EngineClient {
 #[async_trait]
 impl QueryClient for EngineClient {
     async fn query(&self, expr: &str, at_ms: i64) -> Result<Vec<Sample>, EvalError> {
-        let out = self.engine.instant(self.storage.as_ref(), expr, at_ms, &CancellationToken::new()).map_err(|e| EvalError::Query(e.to_string()))?;
+        let out = self
+            .engine
+            .instant(self.storage.as_ref(), expr, at_ms, &CancellationToken::new())
+            .map_err(|e| EvalError::Query(e.to_string()))?;
         samples_of(out.data)
     }
 }

@@ -30,7 +30,9 @@ pub fn recording_output(rule: &RecordingRule, samples: Vec<Sample>, limit: usize
         labels.insert(crowsnest_wire::METRIC_NAME.to_string(), rule.name.clone());
         apply_labels(&mut labels, &rule.labels);
         if !seen.insert(key_of(&labels)) {
-            return Err(EvalError::Rule("vector contains metrics with the same labelset after applying rule labels".into()));
+            return Err(EvalError::Rule(
+                "vector contains metrics with the same labelset after applying rule labels".into(),
+            ));
         }
         out.push((labels, v));
     }
@@ -52,14 +54,21 @@ pub fn alert_elements(rule: &AlertingRule, samples: Vec<Sample>, ctx: AlertConte
     samples
         .into_iter()
         .map(|(metric, value)| {
-            let data = TemplateData { labels: &metric, value, external_labels: ctx.external_labels, external_url: ctx.external_url };
+            let data = TemplateData {
+                labels: &metric,
+                value,
+                external_labels: ctx.external_labels,
+                external_url: ctx.external_url,
+            };
             let name = format!("__alert_{}", rule.name);
             let mut labels = metric.clone();
             labels.remove(crowsnest_wire::METRIC_NAME);
-            let expanded: BTreeMap<String, String> = rule.labels.iter().map(|(k, v)| (k.clone(), expand_or_error(&name, v, data))).collect();
+            let expanded: BTreeMap<String, String> =
+                rule.labels.iter().map(|(k, v)| (k.clone(), expand_or_error(&name, v, data))).collect();
             apply_labels(&mut labels, &expanded);
             labels.insert("alertname".into(), rule.name.clone());
-            let annotations = rule.annotations.iter().map(|(k, v)| (k.clone(), expand_or_error(&name, v, data))).collect();
+            let annotations =
+                rule.annotations.iter().map(|(k, v)| (k.clone(), expand_or_error(&name, v, data))).collect();
             Element { labels, annotations, value }
         })
         .collect()
@@ -82,11 +91,14 @@ mod tests {
 
     #[test]
     fn recording_renames_relabels_and_checks() {
-        let r = RecordingRule { name: "job:up:sum".into(), expr: "x".into(), labels: m(&[("env", "prod"), ("drop", "")]) };
+        let r =
+            RecordingRule { name: "job:up:sum".into(), expr: "x".into(), labels: m(&[("env", "prod"), ("drop", "")]) };
         let out = recording_output(&r, vec![(m(&[("__name__", "up"), ("job", "a"), ("drop", "x")]), 1.0)], 0).unwrap();
         assert_eq!(out[0].0, m(&[("__name__", "job:up:sum"), ("env", "prod"), ("job", "a")]));
         let two = vec![(m(&[("job", "a"), ("i", "1")]), 1.0), (m(&[("job", "a"), ("i", "2")]), 1.0)];
-        assert!(recording_output(&r, two.clone(), 1).unwrap_err().to_string().contains("exceeded limit of 1 with 2 series"));
+        assert!(
+            recording_output(&r, two.clone(), 1).unwrap_err().to_string().contains("exceeded limit of 1 with 2 series")
+        );
         let r2 = RecordingRule { labels: m(&[("i", "same")]), ..r };
         assert!(recording_output(&r2, two, 0).unwrap_err().to_string().contains("same labelset"));
     }
@@ -102,7 +114,11 @@ mod tests {
             annotations: m(&[("summary", "{{ $labels.instance }} load {{ $value }} in {{ $externalLabels.dc }}")]),
         };
         let ext = m(&[("dc", "eu")]);
-        let els = alert_elements(&r, vec![(m(&[("__name__", "load"), ("instance", "h1")]), 7.0)], AlertContext { external_labels: &ext, external_url: "" });
+        let els = alert_elements(
+            &r,
+            vec![(m(&[("__name__", "load"), ("instance", "h1")]), 7.0)],
+            AlertContext { external_labels: &ext, external_url: "" },
+        );
         assert_eq!(els[0].labels, m(&[("alertname", "HighLoad"), ("instance", "h1"), ("severity", "critical")]));
         assert_eq!(els[0].annotations["summary"], "h1 load 7 in eu");
     }

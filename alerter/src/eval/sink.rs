@@ -31,7 +31,9 @@ impl AlertSink for AlertmanagerSink {
         }
         let n = alerts.len();
         match self.http.post(&self.url).json(&alerts).send().await {
-            Ok(r) if r.status().is_success() => tracing::debug!(url = %self.url, alerts = n, "Sent alerts to Alertmanager."),
+            Ok(r) if r.status().is_success() => {
+                tracing::debug!(url = %self.url, alerts = n, "Sent alerts to Alertmanager.")
+            }
             Ok(r) => tracing::warn!(url = %self.url, status = %r.status(), alerts = n, "Alertmanager rejected alerts."),
             Err(e) => tracing::warn!(url = %self.url, error = %e, alerts = n, "Sending alerts to Alertmanager failed."),
         }

@@ -46,7 +46,11 @@ fn group() -> Group {
         limit: 0,
         query_offset: Duration::ZERO,
         rules: vec![
-            Rule::Recording(RecordingRule { name: "job:up:sum".into(), expr: "sum by (job) (up)".into(), labels: BTreeMap::new() }),
+            Rule::Recording(RecordingRule {
+                name: "job:up:sum".into(),
+                expr: "sum by (job) (up)".into(),
+                labels: BTreeMap::new(),
+            }),
             Rule::Alerting(AlertingRule {
                 name: "Down".into(),
                 expr: "up == 0".into(),
@@ -93,7 +97,10 @@ async fn evaluates_writes_and_sends() {
     eval_group(&g, &ctx, 30_000).await;
     let sent = sink.0.lock().clone();
     assert_eq!(sent.len(), 1);
-    assert_eq!(sent[0].labels, m(&[("alertname", "Down"), ("cluster", "c1"), ("instance", "h1"), ("severity", "critical")]));
+    assert_eq!(
+        sent[0].labels,
+        m(&[("alertname", "Down"), ("cluster", "c1"), ("instance", "h1"), ("severity", "critical")])
+    );
     assert_eq!(sent[0].annotations["summary"], "h1 down");
     assert!(sent[0].generator_url.starts_with("http://x/graph?g0.expr=up"));
 

@@ -16,7 +16,7 @@ use crowsnest_wire::duration::{serde_duration, serde_opt_duration};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-pub use receivers::{EmailConfig, ReceiverConfig, SlackConfig, TlsConfig};
+pub use receivers::{EmailConfig, ReceiverConfig, SlackConfig, TlsConfig, split_host_port};
 
 use super::matchers::{MatcherError, parse_matcher};
 

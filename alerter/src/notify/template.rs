@@ -95,6 +95,8 @@ impl Templates {
     }
 
     fn compile(&self, text: &str) -> Result<Template, TemplateError> {
+        check_actions_closed(&self.user)?;
+        check_actions_closed(text)?;
         let mut tmpl = Template::default();
         tmpl.add_funcs(&FUNCS);
         // Defines produce no output, so defaults + user blocks + the text render as the text.
@@ -115,6 +117,20 @@ impl Templates {
     pub fn render_named(&self, name: &str, data: &Value) -> Result<String, TemplateError> {
         self.render(&format!("{{{{ template \"{name}\" . }}}}"), data)
     }
+}
+
+/// gtmpl 0.7 loops forever on an action left open at the end of the text (`{{ .x `), so
+/// reject unclosed actions before parsing.
+fn check_actions_closed(text: &str) -> Result<(), TemplateError> {
+    let mut rest = text;
+    while let Some(open) = rest.find("{{") {
+        let after = &rest[open + 2..];
+        let Some(close) = after.find("}}") else {
+            return Err(TemplateError(format!("unclosed action at byte {}", text.len() - rest.len() + open)));
+        };
+        rest = &after[close + 2..];
+    }
+    Ok(())
 }
 
 fn s(v: impl Into<String>) -> Value {

@@ -1,8 +1,8 @@
 //! Finds the source line of each group and rule in a rule file, so that problems can be reported
 //! as `file:line` like promtool does (Prometheus keeps yaml.Node positions; serde does not).
-//! Works on block-style YAML, which is what rule files use: the n-th `name:` key directly in a
-//! `groups` item and the n-th `alert:`/`record:` key are matched to the n-th group/rule in
-//! document order. Flow-style documents fall back to the group's line or 0.
+//! Works on block-style YAML, which is what rule files use: list items (`- `) under the top-level
+//! `groups:` key are groups, list items under a group's `rules:` key are rules, in document
+//! order. Flow-style documents fall back to the group's line or 0.
 
 /// Lines (1-based) of groups and of the rules inside each group.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -22,57 +22,72 @@ impl Lines {
     }
 }
 
-/// Strips a leading `- ` (list item marker) and returns the key of a `key:` line, with its indent.
-fn key_of(line: &str) -> Option<(usize, &str)> {
-    let trimmed = line.trim_start();
-    if trimmed.starts_with('#') {
-        return None;
-    }
-    let mut indent = line.len() - trimmed.len();
-    let mut rest = trimmed;
-    let mut item = false;
-    while let Some(r) = rest.strip_prefix('-') {
-        if !(r.starts_with(' ') || r.is_empty()) {
-            break;
-        }
-        let t = r.trim_start();
-        indent += rest.len() - t.len();
-        rest = t;
-        item = true;
-    }
-    let _ = item;
-    let colon = rest.find(':')?;
-    let key = rest[..colon].trim().trim_matches(|c| c == '"' || c == '\'');
-    let after = &rest[colon + 1..];
-    if !(after.is_empty() || after.starts_with(' ') || after.starts_with('\t')) {
-        return None;
-    }
-    Some((indent, key))
+/// A non-blank, non-comment line: indent of its content, whether it opens a list item (`- `),
+/// the indent of that dash, and its first key.
+struct LineInfo<'a> {
+    dash: Option<usize>,
+    key_indent: usize,
+    key: &'a str,
 }
 
-/// Scans `text` for group and rule lines.
+fn info(line: &str) -> Option<LineInfo<'_>> {
+    let trimmed = line.trim_start();
+    if trimmed.is_empty() || trimmed.starts_with('#') {
+        return None;
+    }
+    let indent = line.len() - trimmed.len();
+    let (dash, rest, key_indent) = match trimmed.strip_prefix('-') {
+        Some(r) if r.is_empty() || r.starts_with(' ') => {
+            let t = r.trim_start();
+            (Some(indent), t, line.len() - t.len())
+        }
+        _ => (None, trimmed, indent),
+    };
+    let key = rest.split_once(':').map_or("", |(k, _)| k.trim().trim_matches(|c| c == '"' || c == '\''));
+    Some(LineInfo { dash, key_indent, key })
+}
+
+/// Scans `text` for group and rule lines (the line of each list item's first key).
 pub fn locate(text: &str) -> Lines {
     let mut out = Lines::default();
-    // The indent of keys directly inside a group item (`name`, `rules`, `interval`).
-    let mut group_key_indent: Option<usize> = None;
-    let mut rules_indent: Option<usize> = None;
+    let mut in_groups = false;
+    let mut group_dash: Option<usize> = None;
+    let mut rules_key_indent: Option<usize> = None;
+    let mut rule_dash: Option<usize> = None;
     for (i, line) in text.lines().enumerate() {
-        let Some((indent, key)) = key_of(line) else { continue };
-        if key == "groups" && indent == 0 {
+        let Some(li) = info(line) else { continue };
+        if li.dash.is_none() && li.key_indent == 0 {
+            in_groups = li.key == "groups";
             continue;
         }
-        if key == "name" && group_key_indent.is_none_or(|gi| indent == gi) && rules_indent.is_none_or(|ri| indent < ri) {
-            group_key_indent = Some(indent);
-            rules_indent = None;
-            out.groups.push(i + 1);
-            out.rules.push(Vec::new());
+        if !in_groups {
             continue;
         }
-        if key == "rules" && Some(indent) == group_key_indent {
-            rules_indent = Some(indent + 1);
+        if let Some(d) = li.dash {
+            if group_dash.is_none_or(|g| d <= g) {
+                group_dash = Some(d);
+                rules_key_indent = None;
+                rule_dash = None;
+                out.groups.push(i + 1);
+                out.rules.push(Vec::new());
+                if li.key == "rules" {
+                    rules_key_indent = Some(li.key_indent);
+                }
+                continue;
+            }
+        }
+        if li.key == "rules" && li.dash.is_none() && rules_key_indent.is_none() {
+            rules_key_indent = Some(li.key_indent);
             continue;
         }
-        if (key == "alert" || key == "record") && rules_indent.is_some_and(|ri| indent >= ri) {
+        let (Some(rk), Some(d)) = (rules_key_indent, li.dash) else { continue };
+        if d < rk {
+            continue;
+        }
+        if rule_dash.is_none() {
+            rule_dash = Some(d);
+        }
+        if rule_dash == Some(d) {
             if let Some(v) = out.rules.last_mut() {
                 v.push(i + 1);
             }
@@ -87,11 +102,11 @@ mod tests {
 
     #[test]
     fn finds_groups_and_rules() {
-        let text = "groups:\n  - name: a\n    rules:\n      - alert: X\n        expr: up\n        labels:\n          name: foo\n      - expr: up\n        record: r\n  - interval: 1m\n    name: b\n    rules:\n    - alert: Y\n      expr: up\n";
+        let text = "# c\ngroups:\n  - name: a\n    rules:\n      - alert: X\n        expr: up\n        labels:\n          name: foo\n\n      - expr: up\n        record: r\n  - interval: 1m\n    name: b\n    rules:\n    - alert: Y\n      record: y\n      expr: up\n    - alert: Z\n";
         let l = locate(text);
-        assert_eq!(l.groups, vec![2, 11]);
-        assert_eq!(l.rules, vec![vec![4, 9], vec![13]]);
-        assert_eq!(l.rule(1, 0), 13);
-        assert_eq!(l.rule(1, 5), 11);
+        assert_eq!(l.groups, vec![3, 12]);
+        assert_eq!(l.rules, vec![vec![5, 10], vec![15, 18]]);
+        assert_eq!(l.rule(1, 0), 15);
+        assert_eq!(l.rule(1, 5), 12);
     }
 }

@@ -33,7 +33,7 @@ fn err(msg: impl Into<String>) -> FuncError {
 /// Prometheus' `convertToFloat`: numbers as they are, strings parsed.
 fn float_arg(args: &[Value], name: &str) -> Result<f64, FuncError> {
     match args {
-        [Value::Number(n)] => n.as_f64().ok_or_else(|| err(format!("{name}: not a number"))),
+        [Value::Number(n)] => n.as_f64().or_else(|| n.as_i64().map(|i| i as f64)).or_else(|| n.as_u64().map(|u| u as f64)).ok_or_else(|| err(format!("{name}: not a number"))),
         [Value::String(s)] => s.trim().parse().map_err(|_| err(format!("{name}: can't convert {s:?} to float"))),
         [Value::Bool(_)] | [Value::Nil] => Err(err(format!("{name}: can't convert to float"))),
         _ => Err(err(format!("{name}: expected exactly one argument"))),

@@ -57,9 +57,12 @@ impl EventCounts {
         ACTIONS.map(|a| (a, m.and_then(|m| m.get(a)).copied().unwrap_or(0)))
     }
 
-    /// Forgets containers not in `alive`.
-    pub fn retain(&self, alive: &std::collections::HashSet<String>) {
-        self.inner.lock().retain(|k, _| alive.contains(k));
+    /// Forgets containers that are gone (their destroy event may have been missed).
+    pub fn forget(&self, gone: &[String]) {
+        let mut g = self.inner.lock();
+        for id in gone {
+            g.remove(id);
+        }
     }
 }
 

@@ -108,7 +108,11 @@ pub fn push_lifecycle(c: &ContainerInspectResponse, base: &[Label], ts: i64, now
     if let Some(t) = created {
         batch.push("container_creation_time_seconds", base, ts, t);
     }
-    batch.push("container_last_seen", base, ts, now_s);
+    if state.and_then(|s| s.running).unwrap_or(false) {
+        // Like cAdvisor, only running containers are "seen"; a stopped one's series ends with a
+        // staleness marker and `container_state{state="exited"}` says why.
+        batch.push("container_last_seen", base, ts, now_s);
+    }
     if let Some(hc) = c.host_config.as_ref() {
         batch.push("container_spec_memory_limit_bytes", base, ts, hc.memory.unwrap_or(0).max(0) as f64);
         let nano = hc.nano_cpus.unwrap_or(0);
@@ -179,5 +183,6 @@ mod tests {
         push_lifecycle(&c, &[], 0, 0.0, &mut b);
         assert_eq!(value(&b, "container_health_status", Some(("status", "none"))), Some(1.0));
         assert_eq!(value(&b, "container_start_time_seconds", None), None);
+        assert_eq!(value(&b, "container_last_seen", None), None, "only running containers are seen");
     }
 }

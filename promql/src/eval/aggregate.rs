@@ -12,7 +12,7 @@ use promql_parser::parser::{AggregateExpr, LabelModifier};
 use super::Evaluator;
 use crate::engine::QueryError;
 use crate::functions::math::{kahan_sum_inc, quantile};
-use crate::value::{Series, SeriesBuilder, StepCursor, StepSample, Value};
+use crate::value::{Series, SeriesBuilder, StepCursor, StepSample, Value, intern};
 
 /// Running state of one group at one step.
 #[derive(Default, Clone)]
@@ -24,6 +24,7 @@ struct Group {
     incremental: bool,
     values: Vec<f64>,
     members: Vec<StepSample>,
+    drop_name: bool,
 }
 
 fn grouping_labels(labels: &Labels, m: Option<&LabelModifier>) -> Labels {
@@ -64,10 +65,11 @@ impl Evaluator<'_, '_> {
         let input = self.eval_vector(&a.expr)?;
         let modifier = a.modifier.as_ref();
         let keys: Vec<Labels> = input.iter().map(|s| grouping_labels(&s.labels, modifier)).collect();
-        let name = token::token_display(op);
+        let name = a.op.to_string();
         if op == token::T_COUNT_VALUES {
             let label = param_string.ok_or_else(|| QueryError::BadData("count_values needs a label name".into()))?;
-            if !crowsnest_wire::labels::is_valid_label_name(&label) {
+            // Prometheus 3 accepts any UTF-8 label name; only the empty name is invalid.
+            if label.is_empty() {
                 return Err(QueryError::Execution(format!("invalid label name {label:?}")));
             }
             return Ok(Value::Vector(self.count_values(&input, &keys, &label)?));
@@ -76,21 +78,30 @@ impl Evaluator<'_, '_> {
         let mut cursor = StepCursor::new(&input);
         let mut samples = Vec::new();
         let mut warned_q = false;
+        let (gids, uniq) = intern(keys.iter().cloned());
+        let mut state_of = vec![usize::MAX; uniq.len()];
+        let mut slots: Vec<[Option<usize>; 2]> = vec![[None, None]; uniq.len()];
         for (step, t) in self.grid.iter().enumerate() {
             self.sh.check()?;
             cursor.at(t, &mut samples);
             let param = param_scalar.as_ref().map(|p| p[step]);
             let mut order: Vec<usize> = Vec::new();
-            let mut groups: HashMap<&Labels, usize> = HashMap::new();
             let mut states: Vec<Group> = Vec::new();
             for s in &samples {
-                let key = &keys[s.series];
-                let gi = *groups.entry(key).or_insert_with(|| {
+                let gid = gids[s.series];
+                let gi = if state_of[gid] == usize::MAX {
+                    state_of[gid] = states.len();
                     states.push(Group::default());
                     order.push(s.series);
                     states.len() - 1
-                });
+                } else {
+                    state_of[gid]
+                };
+                states[gi].drop_name |= input[s.series].drop_name;
                 accumulate(op, &mut states[gi], *s);
+            }
+            for &s in &order {
+                state_of[gids[s]] = usize::MAX;
             }
             match op {
                 token::T_TOPK | token::T_BOTTOMK | token::T_LIMITK | token::T_LIMIT_RATIO => {
@@ -100,7 +111,7 @@ impl Evaluator<'_, '_> {
                         return Err(QueryError::Execution(format!("{what} value is NaN")));
                     }
                     for g in &states {
-                        for s in select_k(op, p, &g.members, &input, self, name) {
+                        for s in select_k(op, p, &g.members, &input, self, &name) {
                             let src = &input[s.series];
                             builder.push(src.labels.clone(), src.drop_name, t, s.v)?;
                         }
@@ -126,13 +137,25 @@ impl Evaluator<'_, '_> {
                                 let q = param.unwrap_or(f64::NAN);
                                 if !(0.0..=1.0).contains(&q) && !warned_q {
                                     warned_q = true;
-                                    self.sh.warn(format!("quantile value should be between 0 and 1, got {}", format_go_float(q)), "quantile");
+                                    self.sh.warn_at(
+                                        format!("quantile value should be between 0 and 1, got {}", format_go_float(q)),
+                                        &self.sh.arg_position("quantile", 0),
+                                    );
                                 }
                                 quantile(q, &mut g.values.clone())
                             }
-                            other => return Err(QueryError::BadData(format!("unsupported aggregation {}", token::token_display(other)))),
+                            other => {
+                                return Err(QueryError::BadData(format!(
+                                    "unsupported aggregation {}",
+                                    token::TokenType::new(other)
+                                )));
+                            }
                         };
-                        builder.push(keys[order[gi]].clone(), false, t, v)?;
+                        let key = &keys[order[gi]];
+                        let dn = g.drop_name && key.metric_name().is_some();
+                        let cache = &mut slots[gids[order[gi]]][usize::from(dn)];
+                        let slot = *cache.get_or_insert_with(|| builder.slot(key.clone(), dn));
+                        builder.push_slot(slot, t, v)?;
                     }
                 }
             }
@@ -207,20 +230,16 @@ fn accumulate(op: TokenId, g: &mut Group, s: StepSample) {
             g.mean = a;
             g.kahan = c;
         }
-        token::T_MIN => {
-            if first || g.value > v || g.value.is_nan() {
-                g.value = v;
-            }
+        token::T_MIN if (first || g.value > v || g.value.is_nan()) => {
+            g.value = v;
         }
-        token::T_MAX => {
-            if first || g.value < v || g.value.is_nan() {
-                g.value = v;
-            }
+        token::T_MAX if (first || g.value < v || g.value.is_nan()) => {
+            g.value = v;
         }
         token::T_STDDEV | token::T_STDVAR => {
             if first {
                 g.mean = v;
-                g.value = 0.0;
+                g.value = if v.is_nan() || v.is_infinite() { f64::NAN } else { 0.0 };
                 return;
             }
             let delta = v - g.mean;
@@ -234,12 +253,26 @@ fn accumulate(op: TokenId, g: &mut Group, s: StepSample) {
 }
 
 /// `topk`/`bottomk`/`limitk`/`limit_ratio` for one group at one step, in output order.
-fn select_k(op: TokenId, p: f64, members: &[StepSample], input: &[Series], ev: &Evaluator<'_, '_>, name: &str) -> Vec<StepSample> {
+fn select_k(
+    op: TokenId,
+    p: f64,
+    members: &[StepSample],
+    input: &[Series],
+    ev: &Evaluator<'_, '_>,
+    name: &str,
+) -> Vec<StepSample> {
     if op == token::T_LIMIT_RATIO {
         let mut r = p;
         if !(-1.0..=1.0).contains(&r) {
             let capped = r.clamp(-1.0, 1.0);
-            ev.sh.warn(format!("ratio value should be between -1 and 1, got {}, capping to {}", format_go_float(r), format_go_float(capped)), name);
+            ev.sh.warn_at(
+                format!(
+                    "ratio value should be between -1 and 1, got {}, capping to {}",
+                    format_go_float(r),
+                    format_go_float(capped)
+                ),
+                &ev.sh.arg_position(name, 0),
+            );
             r = capped;
         }
         return members.iter().copied().filter(|s| ratio_keep(r, &input[s.series].labels)).collect();
@@ -254,20 +287,17 @@ fn select_k(op: TokenId, p: f64, members: &[StepSample], input: &[Series], ev: &
     let mut v: Vec<StepSample> = members.to_vec();
     let top = op == token::T_TOPK;
     // NaN sorts as the smallest value for topk and the largest for bottomk.
-    v.sort_by(|a, b| {
-        let ord = match (a.v.is_nan(), b.v.is_nan()) {
-            (true, true) => std::cmp::Ordering::Equal,
-            (true, false) => std::cmp::Ordering::Greater,
-            (false, true) => std::cmp::Ordering::Less,
-            _ => {
-                if top {
-                    b.v.partial_cmp(&a.v).unwrap_or(std::cmp::Ordering::Equal)
-                } else {
-                    a.v.partial_cmp(&b.v).unwrap_or(std::cmp::Ordering::Equal)
-                }
+    v.sort_by(|a, b| match (a.v.is_nan(), b.v.is_nan()) {
+        (true, true) => std::cmp::Ordering::Equal,
+        (true, false) => std::cmp::Ordering::Greater,
+        (false, true) => std::cmp::Ordering::Less,
+        _ => {
+            if top {
+                b.v.partial_cmp(&a.v).unwrap_or(std::cmp::Ordering::Equal)
+            } else {
+                a.v.partial_cmp(&b.v).unwrap_or(std::cmp::Ordering::Equal)
             }
-        };
-        ord
+        }
     });
     v.truncate(k);
     v
@@ -281,4 +311,41 @@ fn ratio_keep(ratio: f64, labels: &Labels) -> bool {
     labels.hash(&mut h);
     let off = h.finish() as f64 / u64::MAX as f64;
     (ratio >= 0.0 && off < ratio) || (ratio < 0.0 && off >= 1.0 + ratio)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_float_formatting() {
+        assert_eq!(format_go_float(1.0), "1");
+        assert_eq!(format_go_float(0.25), "0.25");
+        assert_eq!(format_go_float(f64::INFINITY), "+Inf");
+        assert_eq!(format_go_float(f64::NAN), "NaN");
+    }
+
+    #[test]
+    fn grouping_by_and_without() {
+        use promql_parser::label::Labels as PLabels;
+        let l = Labels::from_pairs([("__name__", "m"), ("a", "1"), ("b", "2")]);
+        assert_eq!(
+            grouping_labels(&l, Some(&LabelModifier::Include(PLabels::new(vec!["a"])))),
+            Labels::from_pairs([("a", "1")])
+        );
+        assert_eq!(
+            grouping_labels(&l, Some(&LabelModifier::Exclude(PLabels::new(vec!["a"])))),
+            Labels::from_pairs([("b", "2")])
+        );
+        assert_eq!(grouping_labels(&l, None), Labels::default());
+    }
+
+    #[test]
+    fn stddev_accumulates_population_variance() {
+        let mut g = Group::default();
+        for (i, v) in [2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0].into_iter().enumerate() {
+            accumulate(token::T_STDDEV, &mut g, StepSample { series: i, v });
+        }
+        assert!((g.value / g.count - 4.0).abs() < 1e-12);
+    }
 }

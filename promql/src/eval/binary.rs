@@ -4,7 +4,7 @@
 //! (`VectorBinop`, `VectorAnd/Or/Unless`, `VectorscalarBinop`, `resultMetric`) and
 //! <https://prometheus.io/docs/prometheus/latest/querying/operators/>.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use crowsnest_wire::{Labels, METRIC_NAME};
 use promql_parser::parser::token::{self, TokenId};
@@ -12,7 +12,7 @@ use promql_parser::parser::{BinModifier, BinaryExpr, LabelModifier, VectorMatchC
 
 use super::Evaluator;
 use crate::engine::QueryError;
-use crate::value::{Series, SeriesBuilder, StepCursor, StepSample, Value};
+use crate::value::{Series, SeriesBuilder, StepCursor, StepSample, Value, intern};
 
 /// Applies an arithmetic or comparison operator. Comparisons return `(lhs, holds)`.
 pub fn apply_op(op: TokenId, l: f64, r: f64) -> Result<(f64, bool), QueryError> {
@@ -30,7 +30,12 @@ pub fn apply_op(op: TokenId, l: f64, r: f64) -> Result<(f64, bool), QueryError> 
         token::T_LSS => (l, l < r),
         token::T_GTE => (l, l >= r),
         token::T_LTE => (l, l <= r),
-        other => return Err(QueryError::BadData(format!("operator {} not allowed for this operation", token::token_display(other)))),
+        other => {
+            return Err(QueryError::BadData(format!(
+                "operator {} not allowed for this operation",
+                token::TokenType::new(other)
+            )));
+        }
     })
 }
 
@@ -66,12 +71,18 @@ impl Evaluator<'_, '_> {
                 }
                 Ok(Value::Scalar(out))
             }
-            (Value::Vector(l), Value::Scalar(r)) => Ok(Value::Vector(self.vector_scalar(op, l, &r, false, return_bool)?)),
-            (Value::Scalar(l), Value::Vector(r)) => Ok(Value::Vector(self.vector_scalar(op, r, &l, true, return_bool)?)),
+            (Value::Vector(l), Value::Scalar(r)) => {
+                Ok(Value::Vector(self.vector_scalar(op, l, &r, false, return_bool)?))
+            }
+            (Value::Scalar(l), Value::Vector(r)) => {
+                Ok(Value::Vector(self.vector_scalar(op, r, &l, true, return_bool)?))
+            }
             (Value::Vector(l), Value::Vector(r)) => {
                 let m = b.modifier.as_ref();
                 match op {
-                    token::T_LAND | token::T_LOR | token::T_LUNLESS => Ok(Value::Vector(self.set_op(op, l, r, m.and_then(|m| m.matching.as_ref()))?)),
+                    token::T_LAND | token::T_LOR | token::T_LUNLESS => {
+                        Ok(Value::Vector(self.set_op(op, l, r, m.and_then(|m| m.matching.as_ref()))?))
+                    }
                     _ => Ok(Value::Vector(self.vector_vector(op, l, r, m, return_bool)?)),
                 }
             }
@@ -79,7 +90,14 @@ impl Evaluator<'_, '_> {
         }
     }
 
-    fn vector_scalar(&self, op: TokenId, mut v: Vec<Series>, s: &[f64], swap: bool, return_bool: bool) -> Result<Vec<Series>, QueryError> {
+    fn vector_scalar(
+        &self,
+        op: TokenId,
+        mut v: Vec<Series>,
+        s: &[f64],
+        swap: bool,
+        return_bool: bool,
+    ) -> Result<Vec<Series>, QueryError> {
         let cmp = is_comparison(op);
         for series in &mut v {
             let mut out = Vec::with_capacity(series.points.len());
@@ -105,11 +123,19 @@ impl Evaluator<'_, '_> {
         Ok(v)
     }
 
-    fn set_op(&self, op: TokenId, l: Vec<Series>, r: Vec<Series>, matching: Option<&LabelModifier>) -> Result<Vec<Series>, QueryError> {
+    fn set_op(
+        &self,
+        op: TokenId,
+        l: Vec<Series>,
+        r: Vec<Series>,
+        matching: Option<&LabelModifier>,
+    ) -> Result<Vec<Series>, QueryError> {
         let lsig: Vec<Labels> = l.iter().map(|s| signature(&s.labels, matching)).collect();
         let rsig: Vec<Labels> = r.iter().map(|s| signature(&s.labels, matching)).collect();
-        let mut lout: Vec<Series> = l.iter().map(|s| Series { labels: s.labels.clone(), points: Vec::new(), drop_name: s.drop_name }).collect();
-        let mut rout: Vec<Series> = r.iter().map(|s| Series { labels: s.labels.clone(), points: Vec::new(), drop_name: s.drop_name }).collect();
+        let mut lout: Vec<Series> =
+            l.iter().map(|s| Series { labels: s.labels.clone(), points: Vec::new(), drop_name: s.drop_name }).collect();
+        let mut rout: Vec<Series> =
+            r.iter().map(|s| Series { labels: s.labels.clone(), points: Vec::new(), drop_name: s.drop_name }).collect();
         let (mut lc, mut rc) = (StepCursor::new(&l), StepCursor::new(&r));
         let (mut ls, mut rs) = (Vec::new(), Vec::new());
         for t in self.grid.iter() {
@@ -142,7 +168,14 @@ impl Evaluator<'_, '_> {
         Ok(lout)
     }
 
-    fn vector_vector(&self, op: TokenId, l: Vec<Series>, r: Vec<Series>, m: Option<&BinModifier>, return_bool: bool) -> Result<Vec<Series>, QueryError> {
+    fn vector_vector(
+        &self,
+        op: TokenId,
+        l: Vec<Series>,
+        r: Vec<Series>,
+        m: Option<&BinModifier>,
+        return_bool: bool,
+    ) -> Result<Vec<Series>, QueryError> {
         let matching = m.and_then(|m| m.matching.as_ref());
         let card = m.map(|m| m.card.clone()).unwrap_or(VectorMatchCardinality::OneToOne);
         let (fill_l, fill_r) = m.map(|m| (m.fill_values.lhs, m.fill_values.rhs)).unwrap_or((None, None));
@@ -155,11 +188,22 @@ impl Evaluator<'_, '_> {
             _ => Vec::new(),
         };
         let one_to_one = matches!(card, VectorMatchCardinality::OneToOne);
-        let (many, one, fill_many, fill_one) = if swapped { (&r, &l, fill_r, fill_l) } else { (&l, &r, fill_l, fill_r) };
-        let many_sig: Vec<Labels> = many.iter().map(|s| signature(&s.labels, matching)).collect();
-        let one_sig: Vec<Labels> = one.iter().map(|s| signature(&s.labels, matching)).collect();
+        // Like Prometheus, the fill values stay with the internal sides after the group_right swap.
+        let (many, one, fill_many, fill_one) =
+            if swapped { (&r, &l, fill_l, fill_r) } else { (&l, &r, fill_l, fill_r) };
+        let filling = fill_many.is_some() || fill_one.is_some();
+        let (sig_ids, sigs) = intern(many.iter().chain(one.iter()).map(|s| signature(&s.labels, matching)));
+        let (many_sig, one_sig) = sig_ids.split_at(many.len());
         let mut builder = SeriesBuilder::new();
-        let mut metric_cache: HashMap<(Option<usize>, Option<usize>), Labels> = HashMap::new();
+        // Output series per (many, one) pair: row = many index (last row: many side filled),
+        // a short list of (one index, output slot) because matches rarely change over time.
+        let mut slot_cache: Vec<Vec<(Option<usize>, usize)>> = vec![Vec::new(); many.len() + 1];
+        // Per-step tables indexed by signature id, reset after each step.
+        let mut one_by_sig: Vec<Option<StepSample>> = vec![None; sigs.len()];
+        let mut matched_sigs: Vec<bool> = vec![false; sigs.len()];
+        let mut used_one: Vec<bool> = vec![false; one.len()];
+        let mut inserted: Vec<usize> = Vec::new();
+        let mut seen_slot: Vec<bool> = Vec::new();
         let (mut mc, mut oc) = (StepCursor::new(many), StepCursor::new(one));
         let (mut ms, mut os): (Vec<StepSample>, Vec<StepSample>) = (Vec::new(), Vec::new());
         let one_side = if swapped { "left" } else { "right" };
@@ -167,29 +211,33 @@ impl Evaluator<'_, '_> {
             self.sh.check()?;
             mc.at(t, &mut ms);
             oc.at(t, &mut os);
-            let mut one_by_sig: HashMap<&Labels, StepSample> = HashMap::with_capacity(os.len());
             for x in &os {
-                let sig = &one_sig[x.series];
-                if let Some(prev) = one_by_sig.get(sig) {
+                let sig = one_sig[x.series];
+                if let Some(prev) = one_by_sig[sig] {
+                    let sig = &sigs[sig];
+                    let mut pair = [go_labels(&one[x.series].labels), go_labels(&one[prev.series].labels)];
+                    pair.sort();
                     return Err(QueryError::Execution(format!(
                         "found duplicate series for the match group {} on the {} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
-                        sig, one_side, one[x.series].labels, one[prev.series].labels
+                        go_labels(sig),
+                        one_side,
+                        pair[0],
+                        pair[1]
                     )));
                 }
-                one_by_sig.insert(sig, *x);
+                one_by_sig[sig] = Some(*x);
             }
-            let mut matched_sigs: HashSet<&Labels> = HashSet::new();
-            let mut used_one: HashSet<usize> = HashSet::new();
+
             let mut pairs: Vec<(Option<StepSample>, Option<StepSample>)> = Vec::new();
             for x in &ms {
-                let sig = &many_sig[x.series];
-                match one_by_sig.get(sig) {
+                let sig = many_sig[x.series];
+                match one_by_sig[sig] {
                     Some(o) => {
-                        if one_to_one && !matched_sigs.insert(sig) {
+                        if one_to_one && std::mem::replace(&mut matched_sigs[sig], true) {
                             return Err(QueryError::Execution("multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)".into()));
                         }
-                        used_one.insert(o.series);
-                        pairs.push((Some(*x), Some(*o)));
+                        used_one[o.series] = true;
+                        pairs.push((Some(*x), Some(o)));
                     }
                     None if fill_one.is_some() => pairs.push((Some(*x), None)),
                     None => {}
@@ -197,12 +245,14 @@ impl Evaluator<'_, '_> {
             }
             if fill_many.is_some() {
                 for o in &os {
-                    if !used_one.contains(&o.series) {
+                    if !used_one[o.series] {
                         pairs.push((None, Some(*o)));
                     }
                 }
             }
-            let mut inserted: HashSet<Labels> = HashSet::new();
+            for s in inserted.drain(..) {
+                seen_slot[s] = false;
+            }
             for (mx, ox) in pairs {
                 let mv = mx.map(|x| x.v).or(fill_many).unwrap_or(f64::NAN);
                 let ov = ox.map(|x| x.v).or(fill_one).unwrap_or(f64::NAN);
@@ -213,25 +263,54 @@ impl Evaluator<'_, '_> {
                 } else if !keep {
                     continue;
                 }
-                let key = (mx.map(|x| x.series), ox.map(|x| x.series));
-                let metric = match metric_cache.get(&key) {
-                    Some(m) => m.clone(),
+                let row = mx.map(|x| x.series).unwrap_or(many.len());
+                let one_idx = ox.map(|x| x.series);
+                let slot = match slot_cache[row].iter().find(|(o, _)| *o == one_idx) {
+                    Some((_, slot)) => *slot,
                     None => {
                         let m = match (mx, ox) {
-                            (Some(a), Some(b)) => result_metric(&many[a.series].labels, Some(&one[b.series].labels), matching, one_to_one, &include),
-                            (Some(a), None) => result_metric(&many[a.series].labels, None, matching, one_to_one, &include),
+                            (Some(a), Some(b)) => result_metric(
+                                &many[a.series].labels,
+                                Some(&one[b.series].labels),
+                                matching,
+                                one_to_one,
+                                &include,
+                            ),
+                            (Some(a), None) => {
+                                result_metric(&many[a.series].labels, None, matching, one_to_one, &include)
+                            }
                             (None, Some(b)) => result_metric(&one[b.series].labels, None, matching, true, &[]),
                             (None, None) => Labels::default(),
                         };
-                        metric_cache.insert(key, m.clone());
-                        m
+                        let dn = drop_name || mx.is_none_or(|x| many[x.series].drop_name);
+                        let slot = if filling && dn {
+                            builder.slot(m.without_metric_name(), false)
+                        } else {
+                            builder.slot(m.clone(), dn)
+                        };
+                        slot_cache[row].push((one_idx, slot));
+                        slot
                     }
                 };
-                if !one_to_one && !inserted.insert(metric.clone()) {
-                    return Err(QueryError::Execution("multiple matches for labels: grouping labels must ensure unique matches".into()));
+                if seen_slot.len() <= slot {
+                    seen_slot.resize(slot + 1, false);
                 }
-                let dn = drop_name || mx.is_some_and(|x| many[x.series].drop_name);
-                builder.push(metric, dn, t, val)?;
+                if !one_to_one && std::mem::replace(&mut seen_slot[slot], true) {
+                    return Err(QueryError::Execution(
+                        "multiple matches for labels: grouping labels must ensure unique matches".into(),
+                    ));
+                }
+                if !one_to_one {
+                    inserted.push(slot);
+                }
+                builder.push_slot(slot, t, val)?;
+            }
+            for x in &os {
+                one_by_sig[one_sig[x.series]] = None;
+                used_one[x.series] = false;
+            }
+            for x in &ms {
+                matched_sigs[many_sig[x.series]] = false;
             }
         }
         let out = builder.finish();
@@ -240,9 +319,21 @@ impl Evaluator<'_, '_> {
     }
 }
 
+/// Go's `labels.Labels.String()`: every label inside braces, `__name__` included.
+pub fn go_labels(l: &Labels) -> String {
+    let parts: Vec<String> = l.iter().map(|l| format!("{}={:?}", l.name, l.value)).collect();
+    format!("{{{}}}", parts.join(", "))
+}
+
 /// The labels of a binary operation's result (Prometheus' `resultMetric`; the name is kept and
 /// dropped at the end of the query when the operation changes the metric's meaning).
-fn result_metric(lhs: &Labels, rhs: Option<&Labels>, matching: Option<&LabelModifier>, one_to_one: bool, include: &[String]) -> Labels {
+fn result_metric(
+    lhs: &Labels,
+    rhs: Option<&Labels>,
+    matching: Option<&LabelModifier>,
+    one_to_one: bool,
+    include: &[String],
+) -> Labels {
     let mut out = lhs.clone();
     if one_to_one {
         match matching {
@@ -261,4 +352,32 @@ fn result_metric(lhs: &Labels, rhs: Option<&Labels>, matching: Option<&LabelModi
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use promql_parser::label::Labels as PLabels;
+
+    #[test]
+    fn comparison_keeps_lhs_value() {
+        assert_eq!(apply_op(token::T_GTR, 3.0, 1.0).unwrap(), (3.0, true));
+        assert_eq!(apply_op(token::T_EQLC, 3.0, 1.0).unwrap(), (3.0, false));
+        assert_eq!(apply_op(token::T_MOD, -7.0, 3.0).unwrap().0, -1.0);
+        assert!(apply_op(token::T_LAND, 1.0, 1.0).is_err());
+    }
+
+    #[test]
+    fn signatures_and_result_labels() {
+        let l = Labels::from_pairs([("__name__", "m"), ("a", "1"), ("b", "2")]);
+        let on = LabelModifier::Include(PLabels::new(vec!["a"]));
+        let ignoring = LabelModifier::Exclude(PLabels::new(vec!["a"]));
+        assert_eq!(signature(&l, Some(&on)), Labels::from_pairs([("a", "1")]));
+        assert_eq!(signature(&l, Some(&ignoring)), Labels::from_pairs([("b", "2")]));
+        assert_eq!(signature(&l, None), Labels::from_pairs([("a", "1"), ("b", "2")]));
+        let rhs = Labels::from_pairs([("a", "1"), ("c", "3")]);
+        let out = result_metric(&l, Some(&rhs), Some(&on), false, &["c".to_string(), "b".to_string()]);
+        assert_eq!(out, Labels::from_pairs([("__name__", "m"), ("a", "1"), ("c", "3")]));
+        assert_eq!(go_labels(&l), "{__name__=\"m\", a=\"1\", b=\"2\"}");
+    }
 }

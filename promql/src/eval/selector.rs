@@ -25,7 +25,9 @@ pub fn matcher_sets(vs: &VectorSelector) -> Result<Vec<Vec<Matcher>>, QueryError
                 PMatchOp::Re(_) => MatchOp::Regex,
                 PMatchOp::NotRe(_) => MatchOp::NotRegex,
             };
-            out.push(Matcher::new(op, m.name.clone(), m.value.clone()).map_err(|e| QueryError::BadData(e.to_string()))?);
+            out.push(
+                Matcher::new(op, m.name.clone(), m.value.clone()).map_err(|e| QueryError::BadData(e.to_string()))?,
+            );
         }
         Ok(out)
     };
@@ -45,7 +47,13 @@ pub fn window(points: &[FPoint], lo: i64, hi: i64) -> impl Iterator<Item = &FPoi
 
 impl Evaluator<'_, '_> {
     /// Streams the series matching `vs` with their samples in `[mint, maxt]`.
-    pub fn select_series(&self, vs: &VectorSelector, mint: i64, maxt: i64, f: &mut dyn FnMut(Labels, Vec<FPoint>) -> Result<(), QueryError>) -> Result<(), QueryError> {
+    pub fn select_series(
+        &self,
+        vs: &VectorSelector,
+        mint: i64,
+        maxt: i64,
+        f: &mut dyn FnMut(Labels, Vec<FPoint>) -> Result<(), QueryError>,
+    ) -> Result<(), QueryError> {
         let sets = matcher_sets(vs)?;
         let mut seen = std::collections::HashSet::new();
         for set in &sets {
@@ -110,7 +118,11 @@ impl Evaluator<'_, '_> {
 
     /// Streams each series of a range selector with the raw samples any step can need, and the
     /// window parameters; used by the range-vector functions.
-    pub fn for_each_range_series(&self, ms: &MatrixSelector, f: &mut dyn FnMut(Labels, Vec<FPoint>) -> Result<(), QueryError>) -> Result<RangeWindows, QueryError> {
+    pub fn for_each_range_series(
+        &self,
+        ms: &MatrixSelector,
+        f: &mut dyn FnMut(Labels, Vec<FPoint>) -> Result<(), QueryError>,
+    ) -> Result<RangeWindows, QueryError> {
         let vs = &ms.vs;
         let at = self.at_ms(&vs.at);
         let offset = offset_ms(&vs.offset);
@@ -160,5 +172,22 @@ impl RangeWindows {
     pub fn bounds(&self, t: i64) -> (i64, i64) {
         let hi = self.at.unwrap_or(t) - self.offset;
         (hi - self.range, hi)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_is_left_open_and_skips_stale() {
+        let pts: Vec<FPoint> = [(0, 1.0), (1000, crowsnest_wire::stale_nan()), (2000, 3.0), (3000, 4.0)]
+            .iter()
+            .map(|&(t, v)| FPoint { t, v })
+            .collect();
+        let got: Vec<i64> = window(&pts, 0, 3000).map(|p| p.t).collect();
+        assert_eq!(got, vec![2000, 3000]);
+        let w = RangeWindows { at: Some(10_000), offset: 1000, range: 5000 };
+        assert_eq!(w.bounds(99_999), (4000, 9000));
     }
 }

@@ -59,7 +59,11 @@ impl Evaluator<'_, '_> {
 
     /// Streams every series of a range argument (range selector or subquery, possibly in
     /// parentheses) as `(labels, drop_name, samples)` and says how its windows sit.
-    pub fn for_each_range_input(&self, e: &Expr, f: &mut dyn FnMut(Labels, bool, Vec<FPoint>) -> Result<(), QueryError>) -> Result<RangeWindows, QueryError> {
+    pub fn for_each_range_input(
+        &self,
+        e: &Expr,
+        f: &mut dyn FnMut(Labels, bool, Vec<FPoint>) -> Result<(), QueryError>,
+    ) -> Result<RangeWindows, QueryError> {
         match e {
             Expr::Paren(p) => self.for_each_range_input(&p.expr, f),
             Expr::MatrixSelector(ms) => self.for_each_range_series(ms, &mut |l, pts| f(l, false, pts)),

@@ -41,7 +41,8 @@ pub fn label_replace(ev: &Evaluator<'_, '_>, args: &[&Expr]) -> Result<Value, Qu
     let repl = string_arg(ev, args[2])?;
     let src = string_arg(ev, args[3])?;
     let re_src = string_arg(ev, args[4])?;
-    let re = Regex::new(&format!("^(?s:{re_src})$")).map_err(|_| QueryError::Execution(format!("invalid regular expression in label_replace(): {re_src}")))?;
+    let re = Regex::new(&format!("^(?s:{re_src})$"))
+        .map_err(|_| QueryError::Execution(format!("invalid regular expression in label_replace(): {re_src}")))?;
     if !valid_label_name(&dst) {
         return Err(QueryError::Execution(format!("invalid destination label name in label_replace(): {dst}")));
     }
@@ -78,4 +79,46 @@ pub fn label_join(ev: &Evaluator<'_, '_>, args: &[&Expr]) -> Result<Value, Query
         }
     }
     Ok(Value::Vector(rebuild(v)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use crowsnest_wire::api::QueryData;
+    use crowsnest_wire::{Labels, Sample};
+    use tokio_util::sync::CancellationToken;
+
+    use crate::{Engine, MemStorage, QueryError};
+
+    fn run(q: &str) -> Result<Vec<std::collections::BTreeMap<String, String>>, QueryError> {
+        let s = MemStorage::new();
+        s.add(
+            Labels::from_pairs([("__name__", "up"), ("instance", "host:9100"), ("job", "node")]),
+            [Sample::new(0, 1.0)],
+        );
+        s.add(
+            Labels::from_pairs([("__name__", "up"), ("instance", "other:9100"), ("job", "node")]),
+            [Sample::new(0, 1.0)],
+        );
+        match Engine::default().instant(&s, q, 0, &CancellationToken::new())?.data {
+            QueryData::Vector(v) => Ok(v.into_iter().map(|s| s.metric).collect()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn replace_expands_groups_and_keeps_on_mismatch() {
+        let got = run(r#"label_replace(up, "host", "$1", "instance", "(.*):.*")"#).unwrap();
+        assert!(got.iter().any(|m| m.get("host").map(String::as_str) == Some("host")));
+        let got = run(r#"label_replace(up, "host", "$1", "instance", "nomatch")"#).unwrap();
+        assert!(got.iter().all(|m| !m.contains_key("host")));
+        assert!(run(r#"label_replace(up, "host", "$1", "instance", "(")"#).is_err());
+    }
+
+    #[test]
+    fn join_and_collisions() {
+        let got = run(r#"label_join(up, "both", "/", "job", "instance")"#).unwrap();
+        assert!(got.iter().any(|m| m.get("both").map(String::as_str) == Some("node/host:9100")));
+        // Overwriting the only distinguishing label makes two identical series.
+        assert!(run(r#"label_replace(up, "instance", "x", "", "")"#).is_err());
+    }
 }

@@ -7,11 +7,10 @@ use super::math::{kahan_sum_inc, quantile};
 use crate::value::FPoint;
 
 pub fn avg(s: &[FPoint]) -> f64 {
-    let (mut sum, mut mean, mut c) = (0.0, 0.0, 0.0);
+    let (mut sum, mut mean, mut c) = (s[0].v, s[0].v, 0.0);
     let mut incremental = false;
-    let mut count = 0.0;
-    for (i, p) in s.iter().enumerate() {
-        count = (i + 1) as f64;
+    for (i, p) in s.iter().enumerate().skip(1) {
+        let count = (i + 1) as f64;
         if !incremental {
             let (ns, nc) = kahan_sum_inc(p.v, sum, c);
             if !ns.is_infinite() {
@@ -23,9 +22,18 @@ pub fn avg(s: &[FPoint]) -> f64 {
             mean = sum / (count - 1.0);
             c /= count - 1.0;
         }
+        if mean.is_infinite() {
+            if p.v.is_infinite() && (mean > 0.0) == (p.v > 0.0) {
+                continue;
+            }
+            if !p.v.is_infinite() && !p.v.is_nan() {
+                continue;
+            }
+        }
         let q = (count - 1.0) / count;
         (mean, c) = kahan_sum_inc(p.v / count, q * mean, q * c);
     }
+    let count = s.len() as f64;
     if incremental { mean + c } else { sum / count + c / count }
 }
 
@@ -76,6 +84,9 @@ pub fn quantile_over(q: f64, s: &[FPoint]) -> f64 {
 
 /// Median absolute deviation.
 pub fn mad(s: &[FPoint]) -> f64 {
+    if s.iter().any(|p| p.v.is_nan()) {
+        return f64::NAN;
+    }
     let mut v: Vec<f64> = s.iter().map(|p| p.v).collect();
     let median = quantile(0.5, &mut v);
     let mut dev: Vec<f64> = s.iter().map(|p| (p.v - median).abs()).collect();

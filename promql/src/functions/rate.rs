@@ -68,7 +68,8 @@ pub fn instant_value(s: &[FPoint], is_rate: bool) -> Option<f64> {
 
 /// Least-squares fit of the samples against time (seconds relative to `intercept_t`).
 pub fn linear_regression(s: &[FPoint], intercept_t: i64) -> (f64, f64) {
-    let (mut n, mut sx, mut cx, mut sy, mut cy, mut sxy, mut cxy, mut sx2, mut cx2) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    let (mut n, mut sx, mut cx, mut sy, mut cy, mut sxy, mut cxy, mut sx2, mut cx2) =
+        (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
     let init_y = s[0].v;
     let mut const_y = true;
     for (i, p) in s.iter().enumerate() {

@@ -23,7 +23,11 @@ pub fn date_value(name: &str, v: f64) -> f64 {
         "day_of_year" => t.ordinal(),
         "days_in_month" => {
             let (y, m) = (t.year(), t.month());
-            let next = if m == 12 { chrono::NaiveDate::from_ymd_opt(y + 1, 1, 1) } else { chrono::NaiveDate::from_ymd_opt(y, m + 1, 1) };
+            let next = if m == 12 {
+                chrono::NaiveDate::from_ymd_opt(y + 1, 1, 1)
+            } else {
+                chrono::NaiveDate::from_ymd_opt(y, m + 1, 1)
+            };
             let this = chrono::NaiveDate::from_ymd_opt(y, m, 1);
             match (next, this) {
                 (Some(n), Some(s)) => (n - s).num_days() as u32,

@@ -18,23 +18,32 @@ pub struct WindowCtx {
     pub range_ms: i64,
 }
 
+/// A function of one window: samples, where the window sits, the step index and the series.
+pub type WindowFn<'f> = dyn FnMut(&[FPoint], &WindowCtx, usize, &crowsnest_wire::Labels) -> Option<f64> + 'f;
+
 /// Evaluates `f` over every window of the range argument `arg`. `params[i][step]` are the scalar
 /// arguments. Returns one output series per input series that produced any value.
 pub fn over_windows(
     ev: &Evaluator<'_, '_>,
     arg: &Expr,
     keep_name: bool,
-    f: &mut dyn FnMut(&[FPoint], &WindowCtx, usize, &crowsnest_wire::Labels) -> Option<f64>,
+    f: &mut WindowFn<'_>,
 ) -> Result<Vec<Series>, QueryError> {
     let grid = ev.grid;
     let mut out = Vec::new();
-    let windows = ev.for_each_range_input(arg, &mut |labels, drop_name, mut pts| {
+    ev.for_each_range_input(arg, &mut |labels, drop_name, mut pts| {
         pts.retain(|p| !crowsnest_wire::is_stale_nan(p.v));
         let mut points = Vec::new();
+        let (mut a, mut b) = (0usize, 0usize);
         for (i, t) in grid.iter().enumerate() {
             let (lo, hi) = windows_of(ev, arg, t);
-            let a = pts.partition_point(|p| p.t <= lo);
-            let b = pts.partition_point(|p| p.t <= hi);
+            // Window bounds never move backwards from one step to the next: slide two cursors.
+            while a < pts.len() && pts[a].t <= lo {
+                a += 1;
+            }
+            while b < pts.len() && pts[b].t <= hi {
+                b += 1;
+            }
             if a >= b {
                 continue;
             }
@@ -49,7 +58,6 @@ pub fn over_windows(
         }
         Ok(())
     })?;
-    let _ = windows;
     Ok(out)
 }
 

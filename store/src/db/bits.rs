@@ -35,10 +35,8 @@ impl BitWriter {
             self.free = 8;
         }
         self.free -= 1;
-        if bit {
-            if let Some(last) = self.bytes.last_mut() {
-                *last |= 1 << self.free;
-            }
+        if bit && let Some(last) = self.bytes.last_mut() {
+            *last |= 1 << self.free;
         }
     }
 
@@ -132,7 +130,7 @@ pub fn put_varint(out: &mut Vec<u8>, v: i64) {
 
 /// Size in bytes of `v` as a varint.
 pub fn uvarint_len(v: u64) -> usize {
-    ((64 - (v | 1).leading_zeros() as usize) + 6) / 7
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 /// A cursor over a byte slice for the varint-based formats.

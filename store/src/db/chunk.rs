@@ -87,15 +87,14 @@ pub fn encode_with_xor(samples: &[Sample], xor: &XorChunk) -> Vec<u8> {
 }
 
 fn maybe_zstd(cols: Vec<u8>) -> (u8, Vec<u8>) {
-    if cols.len() >= 64 {
-        if let Ok(z) = zstd::bulk::compress(&cols, 1) {
-            if z.len() * 10 < cols.len() * 9 {
-                let mut out = Vec::with_capacity(z.len() + 4);
-                put_uvarint(&mut out, cols.len() as u64);
-                out.extend_from_slice(&z);
-                return (KIND_COLUMNS | FLAG_ZSTD, out);
-            }
-        }
+    if cols.len() >= 64
+        && let Ok(z) = zstd::bulk::compress(&cols, 1)
+        && z.len() * 10 < cols.len() * 9
+    {
+        let mut out = Vec::with_capacity(z.len() + 4);
+        put_uvarint(&mut out, cols.len() as u64);
+        out.extend_from_slice(&z);
+        return (KIND_COLUMNS | FLAG_ZSTD, out);
     }
     (KIND_COLUMNS, cols)
 }

@@ -2,7 +2,7 @@
 //! replay). Ingest, queries and maintenance are `impl Engine` blocks in `ingest.rs`, `query.rs`
 //! and `maintain.rs`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Instant;
@@ -11,7 +11,7 @@ use crowsnest_wire::ops::SharedRegistry;
 use parking_lot::{Mutex, RwLock};
 
 use super::MetadataEntry;
-use super::head::{DiskCache, MemSeries, SHARD_BITS, SHARDS, Shard, shard_of_ref};
+use super::head::{DiskCache, MemSeries, SHARD_BITS, SHARDS, Shard, shard_of_hash, shard_of_ref};
 use super::index::{Postings, decode_labels, hash_labels};
 use super::metrics::Metrics;
 use super::persist::Disk;
@@ -130,6 +130,9 @@ impl Engine {
     /// process writes to is empty, so it is read harmlessly).
     fn replay(&self) -> Result<(u64, u64), StoreError> {
         let mut first_err: Option<StoreError> = None;
+        // A WAL series record whose label set is already known under another ref (a series
+        // dropped by retention and re-created before the next checkpoint) maps to that ref.
+        let mut aliases: HashMap<u64, u64> = HashMap::new();
         let mut records = 0u64;
         let mut samples = 0u64;
         wal::replay(&wal_dir(&self.config), |rec| {
@@ -138,9 +141,16 @@ impl Engine {
             }
             records += 1;
             let r = match rec {
-                Record::Series { sref, labels } => self.replay_series(sref, labels),
-                Record::Samples(v) => {
+                Record::Series { sref, labels } => self.replay_series(sref, labels).map(|known| {
+                    if let Some(k) = known {
+                        aliases.insert(sref, k);
+                    }
+                }),
+                Record::Samples(mut v) => {
                     samples += v.len() as u64;
+                    if !aliases.is_empty() {
+                        v.iter_mut().for_each(|x| x.0 = aliases.get(&x.0).copied().unwrap_or(x.0));
+                    }
                     self.replay_samples(&v)
                 }
             };
@@ -154,22 +164,24 @@ impl Engine {
         }
     }
 
-    fn replay_series(&self, sref: u64, labels: Vec<u8>) -> Result<(), StoreError> {
-        let mut shard = self.shards[shard_of_ref(sref)].lock();
-        if shard.series.contains_key(&sref) {
-            return Ok(());
-        }
+    /// Re-creates a series from its WAL record; returns the ref it is known under when the label
+    /// set already exists with a different ref.
+    fn replay_series(&self, sref: u64, labels: Vec<u8>) -> Result<Option<u64>, StoreError> {
         let decoded = decode_labels(&labels);
         let hash = hash_labels(decoded.as_slice());
-        if shard.find(hash, decoded.as_slice()).is_some() {
-            tracing::warn!(series = sref, "WAL series record duplicates a known label set; ignored.");
-            return Ok(());
+        if let Some(known) = self.shards[shard_of_hash(hash)].lock().find(hash, decoded.as_slice()) {
+            return Ok((known != sref).then_some(known));
+        }
+        let mut shard = self.shards[shard_of_ref(sref)].lock();
+        if shard.series.contains_key(&sref) {
+            tracing::warn!(series = sref, "WAL series record reuses a ref with other labels; ignored.");
+            return Ok(None);
         }
         self.disk.create_series(sref, &labels)?;
         self.postings.write().add(sref as u32, &labels);
         self.next_ref.fetch_max((sref >> SHARD_BITS) + 1, Ordering::SeqCst);
         shard.insert(sref, MemSeries::new(labels.into_boxed_slice(), hash));
-        Ok(())
+        Ok(None)
     }
 
     fn replay_samples(&self, v: &[(u64, i64, u64)]) -> Result<(), StoreError> {
@@ -187,9 +199,9 @@ impl Engine {
                 continue;
             };
             let was_active = !s.head.is_empty();
-            let mut cache = DiskCache::default();
+            let mut cache = DiskCache::new(&self.disk, &self.metrics);
             for (_, t, bits) in &v[i..j] {
-                s.append(sref, *t, f64::from_bits(*bits), None, &self.disk, &self.metrics, &mut cache)?;
+                s.append(sref, *t, f64::from_bits(*bits), None, &mut cache)?;
                 self.max_time.fetch_max(*t, Ordering::Relaxed);
             }
             if !was_active && !s.head.is_empty() {

@@ -83,15 +83,31 @@ pub struct MemSeries {
     pub dirty: bool,
 }
 
-/// Chunks of one series decoded during one append call (duplicate checks against disk).
-#[derive(Default)]
-pub struct DiskCache {
+/// Where appends write closed chunks, plus the chunks of one series decoded during one append
+/// call (duplicate checks against disk).
+pub struct DiskCache<'a> {
+    disk: &'a Disk,
+    m: &'a Metrics,
     chunks: Vec<(ChunkMeta, Vec<Sample>)>,
+}
+
+impl<'a> DiskCache<'a> {
+    pub fn new(disk: &'a Disk, m: &'a Metrics) -> Self {
+        DiskCache { disk, m, chunks: Vec::new() }
+    }
 }
 
 impl MemSeries {
     pub fn new(labels: Box<[u8]>, hash: u64) -> Self {
-        MemSeries { labels, hash, min_t: i64::MAX, max_t: i64::MIN, head: XorChunk::new(), ooo: Vec::new(), dirty: false }
+        MemSeries {
+            labels,
+            hash,
+            min_t: i64::MAX,
+            max_t: i64::MIN,
+            head: XorChunk::new(),
+            ooo: Vec::new(),
+            dirty: false,
+        }
     }
 
     /// Closes the head chunk into a stored chunk.
@@ -122,12 +138,15 @@ impl MemSeries {
         Ok(())
     }
 
-    fn value_at_on_disk(&self, sref: u64, t: i64, disk: &Disk, m: &Metrics, cache: &mut DiskCache) -> Result<Option<u64>, StoreError> {
+    fn value_at_on_disk(&self, sref: u64, t: i64, cache: &mut DiskCache) -> Result<Option<u64>, StoreError> {
+        let (disk, m) = (cache.disk, cache.m);
         let covered = cache.chunks.iter().any(|(c, _)| c.min_t <= t && t <= c.max_t);
         if !covered {
             for raw in disk.chunks_overlapping(sref, t, t)? {
                 match chunk::decode(&raw) {
-                    Ok((meta, s)) if !cache.chunks.iter().any(|(c, _)| c.min_t == meta.min_t) => cache.chunks.push((meta, s)),
+                    Ok((meta, s)) if !cache.chunks.iter().any(|(c, _)| c.min_t == meta.min_t) => {
+                        cache.chunks.push((meta, s))
+                    }
                     Ok(_) => {}
                     Err(e) => {
                         m.corrupt_chunks.inc();
@@ -137,17 +156,18 @@ impl MemSeries {
             }
         }
         for (c, s) in &cache.chunks {
-            if c.min_t <= t && t <= c.max_t {
-                if let Ok(i) = s.binary_search_by_key(&t, |x| x.timestamp) {
-                    return Ok(Some(s[i].value.to_bits()));
-                }
+            if c.min_t <= t
+                && t <= c.max_t
+                && let Ok(i) = s.binary_search_by_key(&t, |x| x.timestamp)
+            {
+                return Ok(Some(s[i].value.to_bits()));
             }
         }
         Ok(None)
     }
 
     /// Looks for an existing sample at `t` anywhere (head, out-of-order buffer, disk).
-    fn existing(&self, sref: u64, t: i64, disk: &Disk, m: &Metrics, cache: &mut DiskCache) -> Result<Option<u64>, StoreError> {
+    fn existing(&self, sref: u64, t: i64, cache: &mut DiskCache) -> Result<Option<u64>, StoreError> {
         if !self.head.is_empty() && t >= self.head.min_t() && t <= self.head.max_t() {
             if t == self.head.max_t() {
                 return Ok(Some(self.head.last_value_bits()));
@@ -157,15 +177,25 @@ impl MemSeries {
         if let Ok(i) = self.ooo.binary_search_by_key(&t, |x| x.timestamp) {
             return Ok(Some(self.ooo[i].value.to_bits()));
         }
-        self.value_at_on_disk(sref, t, disk, m, cache)
+        self.value_at_on_disk(sref, t, cache)
     }
 
     /// Appends one sample. `window` is the out-of-order window in ms (`None` during WAL replay,
     /// which accepts any order because concurrent appenders may log in a different order).
-    pub fn append(&mut self, sref: u64, t: i64, v: f64, window: Option<i64>, disk: &Disk, m: &Metrics, cache: &mut DiskCache) -> Result<Outcome, StoreError> {
+    pub fn append(
+        &mut self,
+        sref: u64,
+        t: i64,
+        v: f64,
+        window: Option<i64>,
+        cache: &mut DiskCache,
+    ) -> Result<Outcome, StoreError> {
+        let (disk, m) = (cache.disk, cache.m);
         let bits = v.to_bits();
         if t > self.max_t {
-            if !self.head.is_empty() && (self.head.len() >= HEAD_CHUNK_SAMPLES || t.saturating_sub(self.head.min_t()) >= CHUNK_SPAN_MS) {
+            if !self.head.is_empty()
+                && (self.head.len() >= HEAD_CHUNK_SAMPLES || t.saturating_sub(self.head.min_t()) >= CHUNK_SPAN_MS)
+            {
                 self.cut_head(sref, disk, m)?;
             }
             self.head.append(t, v);
@@ -175,7 +205,7 @@ impl MemSeries {
             return Ok(Outcome::Appended);
         }
         let too_old = window.is_some_and(|w| self.max_t.saturating_sub(t) > w);
-        if let Some(old) = self.existing(sref, t, disk, m, cache)? {
+        if let Some(old) = self.existing(sref, t, cache)? {
             return Ok(if old == bits { Outcome::Duplicate } else { Outcome::DuplicateTimestamp });
         }
         if too_old {
@@ -233,7 +263,11 @@ impl Shard {
         if self.series.get(&first).is_some_and(|s| labels_eq_encoded(labels, &s.labels)) {
             return Some(first);
         }
-        self.collisions.get(&hash)?.iter().copied().find(|r| self.series.get(r).is_some_and(|s| labels_eq_encoded(labels, &s.labels)))
+        self.collisions
+            .get(&hash)?
+            .iter()
+            .copied()
+            .find(|r| self.series.get(r).is_some_and(|s| labels_eq_encoded(labels, &s.labels)))
     }
 
     pub fn insert(&mut self, sref: u64, s: MemSeries) {
@@ -251,12 +285,12 @@ impl Shard {
         let s = self.series.remove(&sref)?;
         if self.by_hash.get(&s.hash) == Some(&sref) {
             self.by_hash.remove(&s.hash);
-            if let Some(mut rest) = self.collisions.remove(&s.hash) {
-                if let Some(next) = rest.pop() {
-                    self.by_hash.insert(s.hash, next);
-                    if !rest.is_empty() {
-                        self.collisions.insert(s.hash, rest);
-                    }
+            if let Some(mut rest) = self.collisions.remove(&s.hash)
+                && let Some(next) = rest.pop()
+            {
+                self.by_hash.insert(s.hash, next);
+                if !rest.is_empty() {
+                    self.collisions.insert(s.hash, rest);
                 }
             }
         } else if let Some(c) = self.collisions.get_mut(&s.hash) {

@@ -60,12 +60,13 @@ pub fn hash_labels(labels: &[Label]) -> u64 {
         let mut chunks = bytes.chunks_exact(8);
         for c in &mut chunks {
             let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-            h = (h.rotate_left(5) ^ w).wrapping_mul(0x51_7cc1_b727_220a_95);
+            h = (h.rotate_left(5) ^ w).wrapping_mul(0x517c_c1b7_2722_0a95);
         }
         let mut tail = [0u8; 8];
         let rem = chunks.remainder();
         tail[..rem.len()].copy_from_slice(rem);
-        h = (h.rotate_left(5) ^ u64::from_le_bytes(tail) ^ ((bytes.len() as u64) << 56)).wrapping_mul(0x51_7cc1_b727_220a_95);
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(tail) ^ ((bytes.len() as u64) << 56))
+            .wrapping_mul(0x517c_c1b7_2722_0a95);
     };
     for l in labels {
         mix(l.name.as_bytes());
@@ -73,6 +74,9 @@ pub fn hash_labels(labels: &[Label]) -> u64 {
     }
     h ^ (h >> 29)
 }
+
+/// `(label name, distinct values, bytes of values)`.
+pub type NameStats = (String, u64, u64);
 
 /// Inverted index over series refs (refs are < 2^32; see `SeriesRef`).
 #[derive(Debug, Default)]
@@ -199,7 +203,7 @@ impl Postings {
     }
 
     /// `(name, distinct values, bytes of values)` per label name, and `(name=value, series)`.
-    pub fn stats(&self) -> (Vec<(String, u64, u64)>, Vec<(String, u64)>) {
+    pub fn stats(&self) -> (Vec<NameStats>, Vec<(String, u64)>) {
         let mut names = Vec::new();
         let mut pairs = Vec::new();
         for (n, vs) in &self.by_name {

@@ -38,27 +38,56 @@ impl Engine {
         validate_sorted(labels).map_err(|e| (RejectReason::InvalidLabels, e.to_string()))?;
         let lim = &self.config.limits;
         if labels.len() > lim.max_label_names_per_series {
-            return Err((RejectReason::TooManyLabels, format!("{} labels, limit is {}", labels.len(), lim.max_label_names_per_series)));
+            return Err((
+                RejectReason::TooManyLabels,
+                format!("{} labels, limit is {}", labels.len(), lim.max_label_names_per_series),
+            ));
         }
         for l in labels {
             if l.name.len() > lim.max_label_name_length {
-                return Err((RejectReason::LabelTooLong, format!("label name {:?}... is {} bytes, limit is {}", truncate(&l.name), l.name.len(), lim.max_label_name_length)));
+                return Err((
+                    RejectReason::LabelTooLong,
+                    format!(
+                        "label name {:?}... is {} bytes, limit is {}",
+                        truncate(&l.name),
+                        l.name.len(),
+                        lim.max_label_name_length
+                    ),
+                ));
             }
             if l.value.len() > lim.max_label_value_length {
-                return Err((RejectReason::LabelTooLong, format!("value of label {:?} is {} bytes, limit is {}", truncate(&l.name), l.value.len(), lim.max_label_value_length)));
+                return Err((
+                    RejectReason::LabelTooLong,
+                    format!(
+                        "value of label {:?} is {} bytes, limit is {}",
+                        truncate(&l.name),
+                        l.value.len(),
+                        lim.max_label_value_length
+                    ),
+                ));
             }
         }
         Ok(())
     }
 
     /// Finds or creates the series; `Err` carries a refusal (series limit).
-    fn series_ref(&self, shard: &mut super::head::Shard, sh: usize, hash: u64, labels: &[Label], created: &mut bool) -> Result<Result<u64, (RejectReason, String)>, StoreError> {
+    fn series_ref(
+        &self,
+        shard: &mut super::head::Shard,
+        sh: usize,
+        hash: u64,
+        labels: &[Label],
+        created: &mut bool,
+    ) -> Result<Result<u64, (RejectReason, String)>, StoreError> {
         if let Some(r) = shard.find(hash, labels) {
             return Ok(Ok(r));
         }
         let limit = self.config.limits.max_active_series;
         if self.active.load(Ordering::Relaxed) >= limit as i64 {
-            return Ok(Err((RejectReason::SeriesLimit, format!("the store holds {limit} active series, the configured maximum"))));
+            return Ok(Err((
+                RejectReason::SeriesLimit,
+                format!("the store holds {limit} active series, the configured maximum"),
+            )));
         }
         let counter = self.next_ref.fetch_add(1, Ordering::SeqCst);
         let sref = (counter << SHARD_BITS) | sh as u64;
@@ -106,27 +135,36 @@ impl Engine {
                 Err((reason, detail)) => {
                     drop(shard);
                     self.metrics.reject(reason.as_str(), n);
-                    out.rejected.push(Rejection { reason, series: Labels::from_sorted_unchecked(ts.labels).to_string(), detail, samples: n });
+                    out.rejected.push(Rejection {
+                        reason,
+                        series: Labels::from_sorted_unchecked(ts.labels).to_string(),
+                        detail,
+                        samples: n,
+                    });
                     continue;
                 }
             };
             let Some(series) = shard.series.get_mut(&sref) else { continue };
             let was_active = !series.head.is_empty();
-            let mut cache = DiskCache::default();
+            let mut cache = DiskCache::new(&self.disk, &self.metrics);
             let mut refused = Refused::default();
             for s in &ts.samples {
                 let t = s.timestamp;
                 if t < oldest_allowed {
-                    refused.add(RejectReason::TooOld, || format!("sample at {t} is older than the retention period (oldest accepted {oldest_allowed})"));
+                    refused.add(RejectReason::TooOld, || {
+                        format!("sample at {t} is older than the retention period (oldest accepted {oldest_allowed})")
+                    });
                     continue;
                 }
-                match series.append(sref, t, s.value, Some(window), &self.disk, &self.metrics, &mut cache)? {
+                match series.append(sref, t, s.value, Some(window), &mut cache)? {
                     Outcome::Appended => {
                         logged.push((sref, t, s.value.to_bits()));
                         batch_max = batch_max.max(t);
                     }
                     Outcome::Duplicate => out.duplicates += 1,
-                    Outcome::DuplicateTimestamp => refused.add(RejectReason::DuplicateTimestamp, || format!("a different value is already stored at {t}")),
+                    Outcome::DuplicateTimestamp => refused.add(RejectReason::DuplicateTimestamp, || {
+                        format!("a different value is already stored at {t}")
+                    }),
                     Outcome::OutOfOrder => {
                         let newest = series.max_t;
                         refused.add(RejectReason::OutOfOrder, || format!("sample at {t} is older than the out-of-order window allows (newest sample of the series is at {newest})"))
@@ -148,7 +186,8 @@ impl Engine {
         self.max_time.fetch_max(batch_max, Ordering::Relaxed);
         out.accepted = logged.len() as u64;
         if !logged.is_empty() || created {
-            let pos = if logged.is_empty() { self.wal.write(&[])? } else { self.wal.write(&wal::encode_samples(&logged))? };
+            let pos =
+                if logged.is_empty() { self.wal.write(&[])? } else { self.wal.write(&wal::encode_samples(&logged))? };
             if let Some(secs) = self.wal.sync_to(pos)? {
                 self.metrics.wal_fsync.observe(secs);
             }

@@ -51,6 +51,12 @@ pub struct Metrics {
     pub corrupt_chunks: Counter,
 }
 
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Metrics {
     pub fn new() -> Metrics {
         Metrics {
@@ -78,10 +84,18 @@ impl Metrics {
         let mut r = registry.lock().unwrap_or_else(|e| e.into_inner());
         let p = "crowsnest_store_";
         r.register(format!("{p}samples_ingested"), "Samples accepted into the head.", self.ingested.clone());
-        r.register(format!("{p}samples_duplicate"), "Exact duplicate samples accepted as no-ops.", self.duplicates.clone());
+        r.register(
+            format!("{p}samples_duplicate"),
+            "Exact duplicate samples accepted as no-ops.",
+            self.duplicates.clone(),
+        );
         r.register(format!("{p}samples_rejected"), "Samples refused, by reason.", self.rejected.clone());
         r.register(format!("{p}series_created"), "Series added to the index.", self.series_created.clone());
-        r.register(format!("{p}head_series"), "Series with an open head chunk (active series).", self.head_series.clone());
+        r.register(
+            format!("{p}head_series"),
+            "Series with an open head chunk (active series).",
+            self.head_series.clone(),
+        );
         r.register(format!("{p}series"), "Series in the index.", self.series.clone());
         r.register(format!("{p}chunks"), "Closed chunks stored on disk.", self.chunks.clone());
         r.register(format!("{p}chunk_bytes"), "Bytes of closed chunks written.", self.chunk_bytes.clone());
@@ -90,9 +104,21 @@ impl Metrics {
         r.register(format!("{p}wal_bytes"), "Bytes in WAL segment files.", self.wal_bytes.clone());
         r.register(format!("{p}disk_bytes"), "Bytes used on disk by sled and the WAL.", self.disk_bytes.clone());
         r.register(format!("{p}checkpoints"), "Completed checkpoints.", self.checkpoints.clone());
-        r.register(format!("{p}retention_chunks_dropped"), "Chunks deleted by retention.", self.retention_chunks.clone());
-        r.register(format!("{p}retention_series_dropped"), "Series deleted by retention.", self.retention_series.clone());
-        r.register(format!("{p}corrupt_chunks"), "Chunks that failed their checksum or format check on read.", self.corrupt_chunks.clone());
+        r.register(
+            format!("{p}retention_chunks_dropped"),
+            "Chunks deleted by retention.",
+            self.retention_chunks.clone(),
+        );
+        r.register(
+            format!("{p}retention_series_dropped"),
+            "Series deleted by retention.",
+            self.retention_series.clone(),
+        );
+        r.register(
+            format!("{p}corrupt_chunks"),
+            "Chunks that failed their checksum or format check on read.",
+            self.corrupt_chunks.clone(),
+        );
     }
 
     pub fn reject(&self, reason: &'static str, n: u64) {

@@ -129,7 +129,12 @@ impl Disk {
         for kv in self.series.iter() {
             let (k, v) = kv?;
             let sref = u64::from_be_bytes(k.as_ref().try_into().map_err(|_| corrupt("series key"))?);
-            let num = |i: usize| v.get(i..i + 8).and_then(|s| s.try_into().ok()).map(i64::from_le_bytes).ok_or_else(|| corrupt("series row"));
+            let num = |i: usize| {
+                v.get(i..i + 8)
+                    .and_then(|s| s.try_into().ok())
+                    .map(i64::from_le_bytes)
+                    .ok_or_else(|| corrupt("series row"))
+            };
             out.push(SeriesRow { sref, min_t: num(0)?, max_t: num(8)?, labels: v[16..].to_vec() });
         }
         Ok(out)

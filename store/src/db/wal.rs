@@ -50,10 +50,10 @@ pub fn encode_samples(samples: &[(u64, i64, u64)]) -> Vec<u8> {
     }
     if payload.len() > 512 {
         let mut enc = snap::raw::Encoder::new();
-        if let Ok(z) = enc.compress_vec(&payload) {
-            if z.len() < payload.len() {
-                return frame(KIND_SAMPLES_SNAPPY, &z);
-            }
+        if let Ok(z) = enc.compress_vec(&payload)
+            && z.len() < payload.len()
+        {
+            return frame(KIND_SAMPLES_SNAPPY, &z);
         }
     }
     frame(KIND_SAMPLES, &payload)
@@ -175,7 +175,11 @@ pub fn replay(dir: &Path, mut f: impl FnMut(Record)) -> io::Result<u64> {
         File::open(segment_path(dir, *n))?.read_to_end(&mut bytes)?;
         let (records, clean) = parse_segment(&bytes);
         if !clean {
-            tracing::warn!(segment = n, records = records.len(), "WAL segment ends in a torn or corrupt record; replaying the intact prefix.");
+            tracing::warn!(
+                segment = n,
+                records = records.len(),
+                "WAL segment ends in a torn or corrupt record; replaying the intact prefix."
+            );
         }
         records.into_iter().for_each(&mut f);
     }
@@ -287,7 +291,8 @@ mod tests {
     fn records_round_trip_across_segments() {
         let d = tempfile::tempdir().expect("tmp");
         let wal = Wal::create(d.path(), 0, 200).expect("create");
-        let big: Vec<(u64, i64, u64)> = (0..100).map(|i| (i % 7, 1_000 + i as i64 * 15, (i as f64).to_bits())).collect();
+        let big: Vec<(u64, i64, u64)> =
+            (0..100).map(|i| (i % 7, 1_000 + i as i64 * 15, (i as f64).to_bits())).collect();
         let p1 = wal.write(&encode_series(5, b"\x01a\x01b")).expect("w");
         let p2 = wal.write(&encode_samples(&big)).expect("w");
         let p3 = wal.write(&encode_samples(&[(5, -3, crowsnest_wire::STALE_NAN_BITS)])).expect("w");
@@ -297,7 +302,14 @@ mod tests {
         drop(wal);
         let (recs, last) = all(d.path());
         assert_eq!(last, 3, "cut into three segments");
-        assert_eq!(recs, vec![Record::Series { sref: 5, labels: b"\x01a\x01b".to_vec() }, Record::Samples(big), Record::Samples(vec![(5, -3, crowsnest_wire::STALE_NAN_BITS)])]);
+        assert_eq!(
+            recs,
+            vec![
+                Record::Series { sref: 5, labels: b"\x01a\x01b".to_vec() },
+                Record::Samples(big),
+                Record::Samples(vec![(5, -3, crowsnest_wire::STALE_NAN_BITS)])
+            ]
+        );
     }
 
     #[test]

@@ -271,27 +271,25 @@ pub(crate) mod tests {
             2 => any::<f64>(),
             1 => special.prop_map(f64::from_bits),
         ];
-        (any::<i32>(), proptest::collection::vec((step, value), 0..300)).prop_map(
-            |(start, steps)| {
-                let mut t = start as i64 * 1000;
-                let mut counter = 0.0f64;
-                steps
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, (step, v))| {
-                        t += step;
-                        // Every third series position behaves like a counter with resets.
-                        let bits = if i % 3 == 0 {
-                            counter = if v.to_bits() == 0 { 0.0 } else { counter + v.abs().min(1e6) };
-                            if counter.is_nan() { v.to_bits() } else { counter.to_bits() }
-                        } else {
-                            v.to_bits()
-                        };
-                        (t, bits)
-                    })
-                    .collect()
-            },
-        )
+        (any::<i32>(), proptest::collection::vec((step, value), 0..300)).prop_map(|(start, steps)| {
+            let mut t = start as i64 * 1000;
+            let mut counter = 0.0f64;
+            steps
+                .into_iter()
+                .enumerate()
+                .map(|(i, (step, v))| {
+                    t += step;
+                    // Every third series position behaves like a counter with resets.
+                    let bits = if i % 3 == 0 {
+                        counter = if v.to_bits() == 0 { 0.0 } else { counter + v.abs().min(1e6) };
+                        if counter.is_nan() { v.to_bits() } else { counter.to_bits() }
+                    } else {
+                        v.to_bits()
+                    };
+                    (t, bits)
+                })
+                .collect()
+        })
     }
 
     proptest! {

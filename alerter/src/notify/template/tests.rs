@@ -64,7 +64,8 @@ fn user_defines_and_functions() {
     let d = sample(&[alert("HostDown", "h1", 100)]);
     assert_eq!(tm.render(r#"{{ template "my.title" . }}!"#, &d).unwrap(), "TEAM 1!");
     assert_eq!(tm.render(r#"{{ title "hello world" }}|{{ reReplaceAll "h(.)" "x$1" "h1" }}|{{ .CommonLabels.severity }}"#, &d).unwrap(), "Hello World|x1|critical");
-    assert!(tm.render("{{ .Broken ", &d).is_err());
+    assert!(tm.render("{{ .Broken ", &d).unwrap_err().to_string().contains("unclosed action"));
+    assert!(tm.render("{{ .Broken }", &d).is_err());
     let bad = dir.path().join("bad.tmpl");
     std::fs::write(&bad, "{{ define \"x\" }}").unwrap();
     assert!(Templates::load(&[bad]).is_err());

@@ -1,0 +1,107 @@
+//! The engine's public API over a `MemStorage`: result shapes, error classes, limits,
+//! cancellation and annotations, plus a property test of `sum`/`avg` against a direct computation.
+
+use crowsnest_promql::{Engine, EngineOptions, MemStorage, QueryError};
+use crowsnest_wire::api::QueryData;
+use crowsnest_wire::{Labels, Sample};
+use proptest::prelude::*;
+use tokio_util::sync::CancellationToken;
+
+fn storage() -> MemStorage {
+    let s = MemStorage::new();
+    for (job, step) in [("a", 1.0), ("b", 2.0)] {
+        let l = Labels::from_pairs([("__name__", "requests_total"), ("job", job)]);
+        s.add(l, (0..=60).map(|i| Sample::new(i * 15_000, i as f64 * step)));
+    }
+    s
+}
+
+#[test]
+fn instant_vector_and_scalar() {
+    let e = Engine::default();
+    let t = CancellationToken::new();
+    let out = e.instant(&storage(), "sum(rate(requests_total[5m]))", 600_000, &t).unwrap();
+    let QueryData::Vector(v) = out.data else { panic!("not a vector") };
+    assert_eq!(v.len(), 1);
+    assert!((v[0].value.v - 3.0 / 15.0).abs() < 1e-9, "{}", v[0].value.v);
+    assert!(v[0].metric.is_empty());
+    let out = e.instant(&storage(), "1 + 1", 4_000, &t).unwrap();
+    assert_eq!(out.data, QueryData::Scalar(crowsnest_wire::api::Point { t: 4_000, v: 2.0 }));
+}
+
+#[test]
+fn range_query_is_a_sorted_matrix() {
+    let e = Engine::default();
+    let out = e.range(&storage(), "requests_total", 0, 120_000, 60_000, &CancellationToken::new()).unwrap();
+    let QueryData::Matrix(m) = out.data else { panic!("not a matrix") };
+    assert_eq!(m.len(), 2);
+    assert_eq!(m[0].metric.get("job").map(String::as_str), Some("a"));
+    assert_eq!(m[1].values.iter().map(|p| p.v).collect::<Vec<_>>(), vec![0.0, 8.0, 16.0]);
+    let scalar = e.range(&storage(), "time()", 0, 120_000, 60_000, &CancellationToken::new()).unwrap();
+    let QueryData::Matrix(m) = scalar.data else { panic!("not a matrix") };
+    assert_eq!(m[0].values.iter().map(|p| p.v).collect::<Vec<_>>(), vec![0.0, 60.0, 120.0]);
+}
+
+#[test]
+fn error_classes() {
+    let e = Engine::default();
+    let t = CancellationToken::new();
+    assert!(matches!(e.instant(&storage(), "sum(", 0, &t), Err(QueryError::BadData(_))));
+    assert!(matches!(e.range(&storage(), "requests_total[5m]", 0, 60_000, 15_000, &t), Err(QueryError::BadData(_))));
+    assert!(matches!(e.range(&storage(), "up", 0, 60_000, 0, &t), Err(QueryError::BadData(_))));
+    let small = Engine::new(EngineOptions { max_samples: 10, ..EngineOptions::default() });
+    match small.range(&storage(), "requests_total", 0, 600_000, 15_000, &t) {
+        Err(QueryError::Execution(m)) => assert!(m.contains("too many samples"), "{m}"),
+        other => panic!("expected the sample limit, got {other:?}"),
+    }
+    let canceled = CancellationToken::new();
+    canceled.cancel();
+    assert!(matches!(e.instant(&storage(), "requests_total", 0, &canceled), Err(QueryError::Canceled(_))));
+    assert!(matches!(e.instant(&storage(), "histogram_count(requests_total)", 0, &t), Err(QueryError::Execution(_))));
+}
+
+#[test]
+fn annotations_come_back() {
+    let e = Engine::default();
+    let s = MemStorage::new();
+    s.add(Labels::from_pairs([("__name__", "temperature")]), (0..10).map(|i| Sample::new(i * 15_000, i as f64)));
+    let out = e.instant(&s, "rate(temperature[1m])", 120_000, &CancellationToken::new()).unwrap();
+    assert_eq!(out.infos, vec!["PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: \"temperature\" (1:6)".to_string()]);
+    let out = e.instant(&s, "quantile(2, temperature)", 120_000, &CancellationToken::new()).unwrap();
+    assert_eq!(out.warnings.len(), 1);
+}
+
+proptest! {
+    #[test]
+    fn sum_and_avg_match_direct_computation(values in proptest::collection::vec(-1e6f64..1e6, 1..20)) {
+        let s = MemStorage::new();
+        for (i, v) in values.iter().enumerate() {
+            s.add(Labels::from_pairs([("__name__", "g"), ("i", &i.to_string())]), [Sample::new(0, *v)]);
+        }
+        let e = Engine::default();
+        let t = CancellationToken::new();
+        let get = |q: &str| match e.instant(&s, q, 0, &t).unwrap().data {
+            QueryData::Vector(v) => v[0].value.v,
+            other => panic!("{other:?}"),
+        };
+        let sum: f64 = values.iter().sum();
+        prop_assert!((get("sum(g)") - sum).abs() <= 1e-6 * (1.0 + sum.abs()));
+        prop_assert!((get("avg(g)") - sum / values.len() as f64).abs() <= 1e-6 * (1.0 + sum.abs()));
+        prop_assert_eq!(get("count(g)"), values.len() as f64);
+        let max = values.iter().cloned().fold(f64::MIN, f64::max);
+        prop_assert_eq!(get("max(g)"), max);
+    }
+}
+
+#[test]
+fn native_samples_for_rule_evaluation() {
+    let e = Engine::default();
+    let expr = crowsnest_promql::engine::parse("requests_total > 10").unwrap();
+    let got = e
+        .eval_expr(&storage(), &expr, "requests_total > 10", 150_000, 150_000, 0, &CancellationToken::new())
+        .unwrap()
+        .into_samples();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].0.get("job"), Some("b"));
+    assert_eq!(got[0].1, 20.0);
+}

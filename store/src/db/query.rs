@@ -1,0 +1,189 @@
+//! Reads: postings intersection → candidate series → time-range filter on each series' min/max
+//! time (no sample is touched for series, label names and values) → for `select`, only the chunks
+//! overlapping `[start, end]` are decoded, merged with the head by timestamp, series by series.
+
+use std::sync::atomic::Ordering;
+
+use crowsnest_promql::{Series, StorageError};
+use crowsnest_wire::{Labels, Matcher, Sample};
+use roaring::RoaringBitmap;
+
+use super::chunk;
+use super::engine::Engine;
+use super::head::{SHARDS, shard_of_ref};
+use super::index::decode_labels;
+use super::{StoreError, TsdbStatus};
+
+impl Engine {
+    /// Series refs matching any matcher set (all series when there is none).
+    fn candidates(&self, matcher_sets: &[Vec<Matcher>]) -> RoaringBitmap {
+        let p = self.postings.read();
+        if matcher_sets.is_empty() {
+            return p.all().clone();
+        }
+        let mut out = RoaringBitmap::new();
+        for ms in matcher_sets {
+            out |= p.select(ms);
+        }
+        out
+    }
+
+    /// Keeps the refs whose data overlaps `[start, end]`; returns them with their labels.
+    fn in_range(&self, refs: &RoaringBitmap, start: i64, end: i64) -> Vec<(u64, Box<[u8]>)> {
+        let mut by_shard: Vec<Vec<u64>> = vec![Vec::new(); SHARDS];
+        for r in refs {
+            by_shard[shard_of_ref(r as u64)].push(r as u64);
+        }
+        let mut out = Vec::with_capacity(refs.len() as usize);
+        for (i, list) in by_shard.iter().enumerate() {
+            if list.is_empty() {
+                continue;
+            }
+            let shard = self.shards[i].lock();
+            for r in list {
+                if let Some(s) = shard.series.get(r)
+                    && s.max_t >= start
+                    && s.min_t <= end
+                {
+                    out.push((*r, s.labels.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    fn in_range_bitmap(&self, refs: RoaringBitmap, start: i64, end: i64) -> RoaringBitmap {
+        if start == i64::MIN && end == i64::MAX {
+            return refs;
+        }
+        self.in_range(&refs, start, end).into_iter().map(|(r, _)| r as u32).collect()
+    }
+
+    pub fn series(&self, matcher_sets: &[Vec<Matcher>], start: i64, end: i64, limit: Option<usize>) -> Vec<Labels> {
+        let mut v: Vec<Labels> = self
+            .in_range(&self.candidates(matcher_sets), start, end)
+            .into_iter()
+            .map(|(_, l)| decode_labels(&l))
+            .collect();
+        v.sort();
+        v.truncate(limit.unwrap_or(usize::MAX));
+        v
+    }
+
+    pub fn label_names(
+        &self,
+        matcher_sets: &[Vec<Matcher>],
+        start: i64,
+        end: i64,
+        limit: Option<usize>,
+    ) -> Vec<String> {
+        let refs = self.in_range_bitmap(self.candidates(matcher_sets), start, end);
+        let mut v = self.postings.read().names_among(&refs);
+        v.truncate(limit.unwrap_or(usize::MAX));
+        v
+    }
+
+    pub fn label_values(
+        &self,
+        name: &str,
+        matcher_sets: &[Vec<Matcher>],
+        start: i64,
+        end: i64,
+        limit: Option<usize>,
+    ) -> Vec<String> {
+        let refs = self.in_range_bitmap(self.candidates(matcher_sets), start, end);
+        let mut v = self.postings.read().values_among(name, &refs);
+        v.truncate(limit.unwrap_or(usize::MAX));
+        v
+    }
+
+    /// The samples of one series in `[start, end]`: head first (under the shard lock), then the
+    /// stored chunks, merged and de-duplicated by timestamp. Reading the head before the chunks
+    /// means a chunk closed in between is seen at least once.
+    pub fn series_samples(&self, sref: u64, start: i64, end: i64) -> Result<Option<Vec<Sample>>, StoreError> {
+        let mem = {
+            let shard = self.shards[shard_of_ref(sref)].lock();
+            match shard.series.get(&sref) {
+                Some(s) => s.memory_samples(start, end),
+                None => return Ok(None),
+            }
+        };
+        let mut out: Vec<Sample> = Vec::new();
+        for raw in self.disk.chunks_overlapping(sref, start, end)? {
+            match chunk::decode(&raw) {
+                Ok((meta, samples)) => {
+                    if meta.max_t < start || meta.min_t > end {
+                        continue;
+                    }
+                    out.extend(samples.into_iter().filter(|s| s.timestamp >= start && s.timestamp <= end));
+                }
+                Err(e) => {
+                    self.metrics.corrupt_chunks.inc();
+                    return Err(StoreError::Corrupt(format!("chunk of series {sref}: {e}")));
+                }
+            }
+        }
+        out.extend(mem);
+        out.sort_by_key(|s| s.timestamp);
+        out.dedup_by_key(|s| s.timestamp);
+        Ok(Some(out))
+    }
+
+    /// `Storage::select`: series sorted by labels, each read lazily when the iterator reaches it.
+    pub fn select(
+        &self,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+    ) -> impl Iterator<Item = Result<Series, StorageError>> + Send + '_ {
+        let refs = self.postings.read().select(matchers);
+        let mut list: Vec<(Labels, u64)> =
+            self.in_range(&refs, start, end).into_iter().map(|(r, l)| (decode_labels(&l), r)).collect();
+        list.sort_by(|a, b| a.0.cmp(&b.0));
+        list.into_iter().filter_map(move |(labels, sref)| match self.series_samples(sref, start, end) {
+            Ok(Some(samples)) if !samples.is_empty() => Some(Ok(Series { labels, samples })),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::error!(error = %e, "Reading a series failed.");
+                Some(Err(StorageError::Internal("reading stored chunks failed".into())))
+            }
+        })
+    }
+
+    pub fn tsdb_status(&self, limit: usize) -> TsdbStatus {
+        let (mut min_time, mut max_time) = (i64::MAX, i64::MIN);
+        for shard in self.shards.iter() {
+            for s in shard.lock().series.values() {
+                min_time = min_time.min(s.min_t);
+                max_time = max_time.max(s.max_t);
+            }
+        }
+        let p = self.postings.read();
+        let by_name: Vec<(String, u64)> = p
+            .values_among("__name__", p.all())
+            .into_iter()
+            .map(|n| {
+                let m = Matcher::equal("__name__", n.as_str());
+                let c = p.select(std::slice::from_ref(&m)).len();
+                (n, c)
+            })
+            .collect();
+        let (names, pairs) = p.stats();
+        let top = |mut v: Vec<(String, u64)>| {
+            v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            v.truncate(limit);
+            v
+        };
+        TsdbStatus {
+            num_series: self.active.load(Ordering::Relaxed).max(0) as u64,
+            num_label_pairs: p.pair_count(),
+            chunk_count: self.metrics.chunks.get().max(0) as u64,
+            min_time: (min_time != i64::MAX).then_some(min_time),
+            max_time: (max_time != i64::MIN).then_some(max_time),
+            series_count_by_metric_name: top(by_name),
+            label_value_count_by_label_name: top(names.iter().map(|(n, c, _)| (n.clone(), *c)).collect()),
+            memory_in_bytes_by_label_name: top(names.into_iter().map(|(n, _, b)| (n, b)).collect()),
+            series_count_by_label_value_pair: top(pairs),
+        }
+    }
+}

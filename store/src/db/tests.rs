@@ -1,0 +1,311 @@
+//! Tests of the whole engine through the public [`Db`] API: round trips, duplicates and
+//! out-of-order merges, WAL replay after a real crash (a child process that aborts), torn WAL
+//! tails, retention, limits, label listing by time range, and metrics registration.
+
+use std::time::Duration;
+
+use crowsnest_promql::Storage;
+use crowsnest_wire::ops::{SharedRegistry, encode_metrics, new_registry};
+use crowsnest_wire::{Label, Labels, MatchOp, Matcher, Sample, TimeSeries};
+
+use super::*;
+
+fn cfg(dir: &std::path::Path) -> StoreConfig {
+    StoreConfig { data_dir: dir.to_path_buf(), ..Default::default() }
+}
+
+fn ts(pairs: &[(&str, &str)], samples: &[(i64, f64)]) -> TimeSeries {
+    TimeSeries {
+        labels: Labels::from_pairs(pairs.iter().copied()).into_vec(),
+        samples: samples.iter().map(|(t, v)| Sample::new(*t, *v)).collect(),
+    }
+}
+
+fn open(c: StoreConfig) -> (Db, SharedRegistry) {
+    let reg = new_registry();
+    (Db::open(c, &reg).expect("open"), reg)
+}
+
+fn select_all(db: &Db, name: &str, start: i64, end: i64) -> Vec<(Labels, Vec<(i64, u64)>)> {
+    db.select(&[Matcher::equal("__name__", name)], start, end)
+        .expect("select")
+        .map(|r| {
+            let s = r.expect("series");
+            (s.labels, s.samples.iter().map(|x| (x.timestamp, x.value.to_bits())).collect())
+        })
+        .collect()
+}
+
+fn bits(v: &[(i64, f64)]) -> Vec<(i64, u64)> {
+    v.iter().map(|(t, x)| (*t, x.to_bits())).collect()
+}
+
+#[test]
+fn append_select_round_trip_sorted_with_stale_markers() {
+    let d = tempfile::tempdir().expect("tmp");
+    let (db, _) = open(cfg(d.path()));
+    let stale = crowsnest_wire::stale_nan();
+    let b = vec![
+        ts(&[("__name__", "up"), ("job", "b")], &[(1000, 1.0), (2000, stale)]),
+        ts(&[("__name__", "up"), ("job", "a")], &[(1000, 0.0), (2000, f64::NAN)]),
+        ts(&[("__name__", "other")], &[(1000, 5.0)]),
+    ];
+    let out = db.append(b).expect("append");
+    assert_eq!((out.accepted, out.duplicates, out.rejected.len()), (5, 0, 0));
+    let got = select_all(&db, "up", 0, 10_000);
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].0.get("job"), Some("a"));
+    assert_eq!(got[1].1, bits(&[(1000, 1.0), (2000, stale)]));
+    assert_ne!(got[0].1[1].1, crowsnest_wire::STALE_NAN_BITS);
+    assert!(f64::from_bits(got[0].1[1].1).is_nan());
+    // Range restriction.
+    assert_eq!(select_all(&db, "up", 1500, 10_000)[0].1.len(), 1);
+    assert!(select_all(&db, "up", 3000, 10_000).is_empty());
+    let re = Matcher::new(MatchOp::Regex, "job", "a|b").expect("re");
+    assert_eq!(db.series(&[vec![re]], 0, 10_000, None).expect("series").len(), 2);
+}
+
+#[test]
+fn many_samples_cross_chunks_and_survive_flush_and_reopen() {
+    let d = tempfile::tempdir().expect("tmp");
+    let samples: Vec<(i64, f64)> = (0..1000).map(|i| (i * 15_000 + (i % 3), (i as f64 * 0.25).floor())).collect();
+    {
+        let (db, _) = open(cfg(d.path()));
+        for part in samples.chunks(97) {
+            db.append(vec![ts(&[("__name__", "c"), ("i", "1")], part)]).expect("append");
+        }
+        assert_eq!(select_all(&db, "c", i64::MIN, i64::MAX)[0].1, bits(&samples));
+        assert!(db.tsdb_status(10).chunk_count >= 8);
+        db.flush().expect("flush");
+        assert_eq!(select_all(&db, "c", i64::MIN, i64::MAX)[0].1, bits(&samples));
+    }
+    let (db, _) = open(cfg(d.path()));
+    assert_eq!(select_all(&db, "c", i64::MIN, i64::MAX)[0].1, bits(&samples));
+    assert_eq!(select_all(&db, "c", 15_000 * 500, 15_000 * 510)[0].1.len(), 11);
+    // Appending continues after the restored state.
+    let out = db.append(vec![ts(&[("__name__", "c"), ("i", "1")], &[(15_000 * 1000, 1.0)])]).expect("append");
+    assert_eq!(out.accepted, 1);
+}
+
+#[test]
+fn duplicates_are_noops_and_conflicts_rejected() {
+    let d = tempfile::tempdir().expect("tmp");
+    let (db, reg) = open(cfg(d.path()));
+    let batch = || vec![ts(&[("__name__", "m")], &(0..300).map(|i| (i * 1000, i as f64)).collect::<Vec<_>>())];
+    assert_eq!(db.append(batch()).expect("a").accepted, 300);
+    let again = db.append(batch()).expect("retry");
+    assert_eq!((again.accepted, again.duplicates, again.rejected.len()), (0, 300, 0));
+    let conflict = db.append(vec![ts(&[("__name__", "m")], &[(5000, 99.0), (299_000, 1.0)])]).expect("c");
+    assert_eq!(conflict.accepted, 0);
+    assert_eq!(conflict.rejected.len(), 1);
+    assert_eq!(conflict.rejected[0].reason, RejectReason::DuplicateTimestamp);
+    assert_eq!(conflict.rejected[0].samples, 2);
+    assert_eq!(conflict.rejected[0].series, "m");
+    assert_eq!(select_all(&db, "m", 0, i64::MAX)[0].1.len(), 300);
+    assert!(encode_metrics(&reg).contains("crowsnest_store_samples_rejected_total{reason=\"duplicate_timestamp\"} 2"));
+}
+
+#[test]
+fn out_of_order_inside_window_merges_older_is_rejected() {
+    let d = tempfile::tempdir().expect("tmp");
+    let mut c = cfg(d.path());
+    c.out_of_order_window = Duration::from_secs(3600);
+    let (db, reg) = open(c);
+    let l = [("__name__", "o"), ("k", "v")];
+    // 200 samples at 10 s: the first head chunk (120) gets closed.
+    let base: Vec<(i64, f64)> = (0..200).map(|i| (10_000_000 + i * 10_000, 1.0)).collect();
+    db.append(vec![ts(&l, &base)]).expect("a");
+    // Into the open head (between existing samples), into the closed chunk's range, and too old.
+    let out = db
+        .append(vec![ts(
+            &l,
+            &[
+                (10_000_000 + 150 * 10_000 + 5, 2.0),
+                (10_000_000 + 10 * 10_000 + 5, 3.0),
+                (10_000_000 + 199 * 10_000 - 3_600_001, 4.0),
+            ],
+        )])
+        .expect("ooo");
+    assert_eq!(out.accepted, 2);
+    assert_eq!(out.rejected.len(), 1);
+    assert_eq!(out.rejected[0].reason, RejectReason::OutOfOrder);
+    assert_eq!(out.rejected[0].series, "o{k=\"v\"}");
+    let got = select_all(&db, "o", 0, i64::MAX);
+    assert_eq!(got[0].1.len(), 202);
+    assert!(got[0].1.windows(2).all(|w| w[0].0 < w[1].0), "sorted and unique");
+    // A retried out-of-order sample is a duplicate, also after it was written as a chunk.
+    db.checkpoint().expect("checkpoint");
+    let again = db.append(vec![ts(&l, &[(10_000_000 + 10 * 10_000 + 5, 3.0)])]).expect("again");
+    assert_eq!((again.accepted, again.duplicates), (0, 1));
+    assert!(encode_metrics(&reg).contains("crowsnest_store_samples_rejected_total{reason=\"out_of_order\"} 1"));
+}
+
+#[test]
+fn limits_are_enforced_with_reasons() {
+    let d = tempfile::tempdir().expect("tmp");
+    let mut c = cfg(d.path());
+    c.limits.max_label_names_per_series = 3;
+    c.limits.max_label_value_length = 8;
+    c.limits.max_active_series = 2;
+    let (db, _) = open(c);
+    let unsorted = TimeSeries {
+        labels: vec![Label::new("z", "1"), Label::new("__name__", "x")],
+        samples: vec![Sample::new(1, 1.0)],
+    };
+    let out = db
+        .append(vec![
+            unsorted,
+            ts(&[("__name__", "x"), ("a", "1"), ("b", "2"), ("c", "3")], &[(1, 1.0)]),
+            ts(&[("__name__", "x"), ("a", "123456789")], &[(1, 1.0)]),
+            ts(&[("__name__", "x"), ("a", "1")], &[(1, 1.0)]),
+            ts(&[("__name__", "x"), ("a", "2")], &[(1, 1.0)]),
+            ts(&[("__name__", "x"), ("a", "3")], &[(1, 1.0), (2, 1.0)]),
+        ])
+        .expect("append");
+    let reasons: Vec<RejectReason> = out.rejected.iter().map(|r| r.reason).collect();
+    assert_eq!(
+        reasons,
+        vec![
+            RejectReason::InvalidLabels,
+            RejectReason::TooManyLabels,
+            RejectReason::LabelTooLong,
+            RejectReason::SeriesLimit
+        ]
+    );
+    assert_eq!(out.rejected[3].samples, 2);
+    assert_eq!(out.accepted, 2);
+    // Existing series keep accepting samples at the limit.
+    assert_eq!(db.append(vec![ts(&[("__name__", "x"), ("a", "1")], &[(2, 1.0)])]).expect("a").accepted, 1);
+}
+
+#[test]
+fn label_names_and_values_respect_time_range_and_matchers() {
+    let d = tempfile::tempdir().expect("tmp");
+    let (db, _) = open(cfg(d.path()));
+    db.append(vec![
+        ts(&[("__name__", "old"), ("region", "eu")], &[(1000, 1.0)]),
+        ts(&[("__name__", "new"), ("zone", "b")], &[(100_000, 1.0)]),
+    ])
+    .expect("a");
+    assert_eq!(db.label_names(&[], 50_000, 200_000, None).expect("n"), vec!["__name__", "zone"]);
+    assert_eq!(db.label_names(&[], i64::MIN, i64::MAX, None).expect("n"), vec!["__name__", "region", "zone"]);
+    assert_eq!(db.label_values("__name__", &[], 0, 2000, None).expect("v"), vec!["old"]);
+    let m = vec![vec![Matcher::equal("zone", "b")]];
+    assert_eq!(db.label_values("__name__", &m, i64::MIN, i64::MAX, None).expect("v"), vec!["new"]);
+    assert_eq!(db.label_values("__name__", &[], i64::MIN, i64::MAX, Some(1)).expect("v"), vec!["new"]);
+    let st = db.tsdb_status(10);
+    assert_eq!(st.num_series, 2);
+    assert_eq!(st.series_count_by_metric_name, vec![("new".to_string(), 1), ("old".to_string(), 1)]);
+    assert_eq!((st.min_time, st.max_time), (Some(1000), Some(100_000)));
+}
+
+#[test]
+fn retention_drops_whole_chunks_and_dead_series() {
+    let d = tempfile::tempdir().expect("tmp");
+    let mut c = cfg(d.path());
+    c.retention = Duration::from_secs(3600);
+    let (db, reg) = open(c);
+    let hour = 3_600_000i64;
+    let live: Vec<(i64, f64)> = (0..400).map(|i| (i * 30_000, 1.0)).collect(); // 0 .. 3h20m
+    db.append(vec![ts(&[("__name__", "dead")], &[(0, 1.0), (60_000, 2.0)]), ts(&[("__name__", "live")], &live)])
+        .expect("a");
+    db.flush().expect("flush");
+    let chunks_before = db.tsdb_status(1).chunk_count;
+    let r = db.apply_retention().expect("retention");
+    assert_eq!(r.series_dropped, 1);
+    assert!(r.chunks_dropped >= 2, "{r:?}");
+    assert_eq!(db.tsdb_status(1).chunk_count, chunks_before - r.chunks_dropped);
+    assert!(select_all(&db, "dead", i64::MIN, i64::MAX).is_empty());
+    let kept = &select_all(&db, "live", i64::MIN, i64::MAX)[0].1;
+    // Whole chunks only: everything newer than the cutoff is there, a few older samples may stay.
+    let cutoff = 399 * 30_000 - hour;
+    assert!(kept.iter().filter(|s| s.0 >= cutoff).count() == live.iter().filter(|s| s.0 >= cutoff).count());
+    assert!(kept.len() < live.len());
+    assert!(db.label_values("__name__", &[], i64::MIN, i64::MAX, None).expect("v") == vec!["live"]);
+    // Too old for retention is rejected.
+    let out = db.append(vec![ts(&[("__name__", "live")], &[(0, 1.0)])]).expect("a");
+    assert_eq!(out.rejected[0].reason, RejectReason::TooOld);
+    assert!(encode_metrics(&reg).contains("crowsnest_store_retention_series_dropped_total 1"));
+}
+
+#[test]
+fn metrics_are_registered() {
+    let d = tempfile::tempdir().expect("tmp");
+    let (db, reg) = open(cfg(d.path()));
+    db.append(vec![ts(&[("__name__", "x")], &[(1, 1.0)])]).expect("a");
+    assert!(db.disk_bytes() > 0);
+    let text = encode_metrics(&reg);
+    for name in [
+        "crowsnest_store_samples_ingested_total 1",
+        "crowsnest_store_head_series 1",
+        "crowsnest_store_chunks ",
+        "crowsnest_store_wal_fsync_duration_seconds_bucket",
+        "crowsnest_store_disk_bytes ",
+    ] {
+        assert!(text.contains(name), "{name} missing in\n{text}");
+    }
+}
+
+#[test]
+fn torn_wal_tail_is_tolerated_on_reopen() {
+    let d = tempfile::tempdir().expect("tmp");
+    {
+        let (db, _) = open(cfg(d.path()));
+        db.append(vec![ts(&[("__name__", "w")], &[(1, 1.0)])]).expect("a");
+        db.append(vec![ts(&[("__name__", "w")], &[(2, 2.0)])]).expect("a");
+    }
+    // Simulate a crash in the middle of the last write: cut the newest non-empty segment short.
+    let wal_dir = d.path().join("wal");
+    let segs = wal::list_segments(&wal_dir).expect("segs");
+    let last = segs
+        .iter()
+        .rev()
+        .map(|n| wal_dir.join(format!("{n:08}")))
+        .find(|p| std::fs::metadata(p).map(|m| m.len() > 0).unwrap_or(false))
+        .expect("non-empty segment");
+    let len = std::fs::metadata(&last).expect("m").len();
+    std::fs::OpenOptions::new().write(true).open(&last).expect("o").set_len(len - 2).expect("truncate");
+    let (db, _) = open(cfg(d.path()));
+    assert_eq!(select_all(&db, "w", 0, 10)[0].1, bits(&[(1, 1.0)]));
+    // Writing continues in a fresh segment, and a second reopen still works.
+    db.append(vec![ts(&[("__name__", "w")], &[(3, 3.0)])]).expect("a");
+    drop(db);
+    let (db, _) = open(cfg(d.path()));
+    assert_eq!(select_all(&db, "w", 0, 10)[0].1, bits(&[(1, 1.0), (3, 3.0)]));
+}
+
+const CRASH_ENV: &str = "CROWSNEST_STORE_CRASH_CHILD_DIR";
+
+/// Child half of `acknowledged_batches_survive_abort`: appends batches, reports each
+/// acknowledged one on stdout, then aborts (no destructors, no flush: like `kill -9`).
+#[test]
+fn crash_child() {
+    let Ok(dir) = std::env::var(CRASH_ENV) else { return };
+    let (db, _) = open(cfg(std::path::Path::new(&dir)));
+    for b in 0..50i64 {
+        let samples: Vec<(i64, f64)> = (0..100).map(|i| (b * 100 + i, (b * 100 + i) as f64)).collect();
+        db.append(vec![ts(&[("__name__", "k"), ("s", &(b % 3).to_string())], &samples)]).expect("append");
+        println!("ACK {b}");
+        if b == 20 {
+            db.checkpoint().expect("checkpoint");
+        }
+    }
+    std::process::abort();
+}
+
+#[test]
+fn acknowledged_batches_survive_abort() {
+    let d = tempfile::tempdir().expect("tmp");
+    let exe = std::env::current_exe().expect("exe");
+    let out = std::process::Command::new(exe)
+        .args(["--exact", "db::tests::crash_child", "--nocapture", "--test-threads=1"])
+        .env(CRASH_ENV, d.path())
+        .output()
+        .expect("run child");
+    assert!(!out.status.success(), "child must have aborted");
+    let acked = String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.contains("ACK ")).count() as i64;
+    assert_eq!(acked, 50, "stdout: {}", String::from_utf8_lossy(&out.stdout));
+    let (db, _) = open(cfg(d.path()));
+    let got: usize = select_all(&db, "k", i64::MIN, i64::MAX).iter().map(|s| s.1.len()).sum();
+    assert_eq!(got as i64, acked * 100);
+}
