@@ -120,7 +120,11 @@ fn progress_bar(size: Option<u64>, quiet: bool) -> ProgressBar {
         Some(n) => ProgressBar::new(n),
         None => ProgressBar::new_spinner(),
     };
-    let template = if size.is_some() { "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({eta}) {msg}" } else { "{spinner} [{elapsed_precise}] {bytes} {msg}" };
+    let template = if size.is_some() {
+        "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({eta}) {msg}"
+    } else {
+        "{spinner} [{elapsed_precise}] {bytes} {msg}"
+    };
     if let Ok(style) = ProgressStyle::with_template(template) {
         pb.set_style(style);
     }
@@ -168,10 +172,17 @@ fn now_ms() -> i64 {
 }
 
 /// Offline: open the data directory and append chunk by chunk, then flush.
-fn backfill(reader: Box<dyn BufRead + Send>, format: Format, dir: &Path, config: Option<&Path>, pb: &ProgressBar) -> anyhow::Result<ImportSummary> {
+fn backfill(
+    reader: Box<dyn BufRead + Send>,
+    format: Format,
+    dir: &Path,
+    config: Option<&Path>,
+    pb: &ProgressBar,
+) -> anyhow::Result<ImportSummary> {
     let mut cfg: StoreConfig = crate::config::Config::load(config)?.store;
     cfg.data_dir = dir.to_path_buf();
-    let db = Db::open(cfg, &crowsnest_wire::ops::new_registry()).with_context(|| format!("opening the store in {} (is a store running on it?)", dir.display()))?;
+    let db = Db::open(cfg, &crowsnest_wire::ops::new_registry())
+        .with_context(|| format!("opening the store in {} (is a store running on it?)", dir.display()))?;
     let now = now_ms();
     let mut total = ImportSummary::default();
     for chunk in (Chunks { reader, lines_read: 0 }) {
@@ -187,7 +198,13 @@ fn backfill(reader: Box<dyn BufRead + Send>, format: Format, dir: &Path, config:
 }
 
 /// Online: parse chunk by chunk and POST remote_write batches.
-async fn send_remote(reader: Box<dyn BufRead + Send>, format: Format, url: &str, args: &ImportArgs, pb: &ProgressBar) -> anyhow::Result<ImportSummary> {
+async fn send_remote(
+    reader: Box<dyn BufRead + Send>,
+    format: Format,
+    url: &str,
+    args: &ImportArgs,
+    pb: &ProgressBar,
+) -> anyhow::Result<ImportSummary> {
     let client = reqwest::Client::builder().timeout(Duration::from_secs(120)).build()?;
     let now = now_ms();
     let mut total = ImportSummary::default();
@@ -199,7 +216,12 @@ async fn send_remote(reader: Box<dyn BufRead + Send>, format: Format, url: &str,
         }
         print_line_errors(&parsed.errors, total.line_errors.len(), pb);
         let series = group_samples(parsed.samples, now);
-        let mut part = ImportSummary { samples: series.iter().map(|s| s.samples.len() as u64).sum(), series: series.len() as u64, line_errors: parsed.errors, ..Default::default() };
+        let mut part = ImportSummary {
+            samples: series.iter().map(|s| s.samples.len() as u64).sum(),
+            series: series.len() as u64,
+            line_errors: parsed.errors,
+            ..Default::default()
+        };
         let mut metadata = parsed.metadata;
         for batch in batches(series, args.batch_samples.max(1)) {
             let n: u64 = batch.iter().map(|s| s.samples.len() as u64).sum();
@@ -238,7 +260,10 @@ async fn post_batch(client: &reqwest::Client, url: &str, body: Vec<u8>) -> anyho
             Ok(r) if r.status().is_client_error() => {
                 let status = r.status();
                 let text = r.text().await.unwrap_or_default();
-                let msg = serde_json::from_str::<serde_json::Value>(&text).ok().and_then(|v| v["error"].as_str().map(str::to_string)).unwrap_or(text);
+                let msg = serde_json::from_str::<serde_json::Value>(&text)
+                    .ok()
+                    .and_then(|v| v["error"].as_str().map(str::to_string))
+                    .unwrap_or(text);
                 return Ok(Some(format!("HTTP {status}: {msg}")));
             }
             Ok(r) => last = format!("HTTP {}", r.status()),
@@ -265,7 +290,12 @@ fn report(s: &ImportSummary) -> anyhow::Result<()> {
     }
     println!("{}", s.summary_line());
     if s.has_problems() {
-        bail!("{} bad lines, {} rejected series, {} refused batches; the good lines were imported", s.line_errors.len(), s.rejected.len(), s.refused_batches.len());
+        bail!(
+            "{} bad lines, {} rejected series, {} refused batches; the good lines were imported",
+            s.line_errors.len(),
+            s.rejected.len(),
+            s.refused_batches.len()
+        );
     }
     Ok(())
 }
@@ -277,7 +307,8 @@ mod tests {
     #[test]
     fn chunks_end_at_line_ends_and_count_lines() {
         let text = "a 1 1\n".repeat(CHUNK_BYTES / 6 + 10);
-        let chunks: Vec<Chunk> = Chunks { reader: BufReader::new(text.as_bytes()), lines_read: 0 }.collect::<Result<_, _>>().unwrap();
+        let chunks: Vec<Chunk> =
+            Chunks { reader: BufReader::new(text.as_bytes()), lines_read: 0 }.collect::<Result<_, _>>().unwrap();
         assert_eq!(chunks.len(), 2);
         assert!(chunks[0].text.ends_with('\n'));
         assert_eq!(chunks[1].first_line, chunks[0].text.lines().count());

@@ -58,7 +58,8 @@ fn build_image() -> Result<(), String> {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).map_err(|e| e.to_string())?;
     }
     std::fs::write(root.join("www/health"), "{\"status\":\"UP\"}\n").map_err(|e| e.to_string())?;
-    std::fs::write(root.join("www/metrics"), "# TYPE app_requests_total counter\napp_requests_total{path=\"/\"} 42\n").map_err(|e| e.to_string())?;
+    std::fs::write(root.join("www/metrics"), "# TYPE app_requests_total counter\napp_requests_total{path=\"/\"} 42\n")
+        .map_err(|e| e.to_string())?;
     let script = format!("tar -C {} -c . | docker import -c 'CMD [\"/bin/sh\"]' - {IMAGE}", root.display());
     let out = Command::new("sh").args(["-c", &script]).output().map_err(|e| e.to_string())?;
     if !out.status.success() {
@@ -111,18 +112,53 @@ async fn containers_health_events_probes_and_staleness() {
     cfg.discovery.timeout = Duration::from_secs(2);
     let registry = ops::new_registry();
     let stop = CancellationToken::new();
-    let collector = tokio::spawn(crowsnest_collector::run(cfg, registry.clone(), ops::Readiness::new(false), stop.clone()));
+    let collector =
+        tokio::spawn(crowsnest_collector::run(cfg, registry.clone(), ops::Readiness::new(false), stop.clone()));
 
     let health = format!("{PREFIX}health");
     let app = format!("{PREFIX}app");
     let victim = format!("{PREFIX}victim");
     let crash = format!("{PREFIX}crash");
     let oom = format!("{PREFIX}oom");
-    run(&health, &["--health-cmd", "test -f /tmp/ok", "--health-interval", "1s", "--health-retries", "1", "--health-timeout", "1s", "--label", "crowsnest.test.team=blue", "--label", "noise.label=x"],
-        &["sh", "-c", "touch /tmp/ok; sleep 5; rm /tmp/ok; sleep 600"]);
-    run(&app, &["--label", "crowsnest.scrape=true", "--label", "crowsnest.port=8080", "--label", "crowsnest.health=/health", "--label", "crowsnest.interval=1s", "--label", "org.opencontainers.image.revision=abc123"],
-        &["httpd", "-f", "-p", "8080", "-h", "/www"]);
-    run(&victim, &["--memory", "64m", "--cpus", "0.5"], &["sh", "-c", "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; sleep 600"]);
+    run(
+        &health,
+        &[
+            "--health-cmd",
+            "test -f /tmp/ok",
+            "--health-interval",
+            "1s",
+            "--health-retries",
+            "1",
+            "--health-timeout",
+            "1s",
+            "--label",
+            "crowsnest.test.team=blue",
+            "--label",
+            "noise.label=x",
+        ],
+        &["sh", "-c", "touch /tmp/ok; sleep 5; rm /tmp/ok; sleep 600"],
+    );
+    run(
+        &app,
+        &[
+            "--label",
+            "crowsnest.scrape=true",
+            "--label",
+            "crowsnest.port=8080",
+            "--label",
+            "crowsnest.health=/health",
+            "--label",
+            "crowsnest.interval=1s",
+            "--label",
+            "org.opencontainers.image.revision=abc123",
+        ],
+        &["httpd", "-f", "-p", "8080", "-h", "/www"],
+    );
+    run(
+        &victim,
+        &["--memory", "64m", "--cpus", "0.5"],
+        &["sh", "-c", "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; sleep 600"],
+    );
     run(&crash, &["--restart", "on-failure:3"], &["sh", "-c", "sleep 1; exit 3"]);
     run(&oom, &["--memory", "16m", "--memory-swap", "16m"], &["sh", "-c", "tail /dev/zero"]);
 
@@ -154,12 +190,24 @@ async fn containers_health_events_probes_and_staleness() {
     assert!(q("container_last_seen", &sel(&victim, &[("instance", "docker-test-host"), ("image", IMAGE)])).is_some());
 
     // Health turns unhealthy; allow-listed labels only.
-    wait_until("health container unhealthy", limit, || q("container_health_status", &sel(&health, &[("status", "unhealthy")])) == Some(1.0)).await;
+    wait_until("health container unhealthy", limit, || {
+        q("container_health_status", &sel(&health, &[("status", "unhealthy")])) == Some(1.0)
+    })
+    .await;
     assert_eq!(q("container_health_status", &sel(&health, &[("status", "healthy")])), Some(0.0));
     assert!(q("container_health_failing_streak", &sel(&health, &[])).is_some_and(|v| v >= 1.0));
-    assert!(q("container_state", &sel(&health, &[("state", "running"), ("container_label_crowsnest_test_team", "blue")])).is_some());
-    assert!(!d.lock().unwrap().series.iter().any(|t| t.labels.iter().any(|l| l.name.contains("noise"))), "labels outside the allow-list leak");
-    wait_until("health_status event counted", limit, || q("container_events_total", &sel(&health, &[("action", "health_status")])).is_some_and(|v| v >= 1.0)).await;
+    assert!(
+        q("container_state", &sel(&health, &[("state", "running"), ("container_label_crowsnest_test_team", "blue")]))
+            .is_some()
+    );
+    assert!(
+        !d.lock().unwrap().series.iter().any(|t| t.labels.iter().any(|l| l.name.contains("noise"))),
+        "labels outside the allow-list leak"
+    );
+    wait_until("health_status event counted", limit, || {
+        q("container_events_total", &sel(&health, &[("action", "health_status")])).is_some_and(|v| v >= 1.0)
+    })
+    .await;
 
     // Discovered app: probe, scrape, network traffic, image revision.
     let app_l = |extra: &[(&'static str, &'static str)]| {
@@ -168,7 +216,9 @@ async fn containers_health_events_probes_and_staleness() {
         v
     };
     wait_until("app probed and scraped", limit, || {
-        q("probe_success", &app_l(&[("location", "lab")])) == Some(1.0) && q("app_requests_total", &app_l(&[("path", "/")])) == Some(42.0) && q("up", &app_l(&[])) == Some(1.0)
+        q("probe_success", &app_l(&[("location", "lab")])) == Some(1.0)
+            && q("app_requests_total", &app_l(&[("path", "/")])) == Some(42.0)
+            && q("up", &app_l(&[])) == Some(1.0)
     })
     .await;
     assert_eq!(q("probe_http_status_code", &app_l(&[])), Some(200.0));
@@ -176,24 +226,32 @@ async fn containers_health_events_probes_and_staleness() {
     assert_eq!(q("probe_failed", &app_l(&[("reason", "connect")])), Some(0.0));
     wait_until("app network counters", limit, || {
         q("container_network_receive_bytes_total", &sel(&app, &[("interface", "eth0")])).is_some_and(|v| v > 0.0)
-            && q("container_network_transmit_bytes_total", &sel(&app, &[("interface", "eth0")])).is_some_and(|v| v > 0.0)
+            && q("container_network_transmit_bytes_total", &sel(&app, &[("interface", "eth0")]))
+                .is_some_and(|v| v > 0.0)
     })
     .await;
     assert!(q("container_state", &sel(&app, &[("image_revision", "abc123")])).is_some());
 
     // Crash loop: restarts and die events.
     wait_until("crash loop counted", limit, || {
-        q("container_restart_count", &sel(&crash, &[])).is_some_and(|v| v >= 2.0) && q("container_events_total", &sel(&crash, &[("action", "die")])).is_some_and(|v| v >= 2.0)
+        q("container_restart_count", &sel(&crash, &[])).is_some_and(|v| v >= 2.0)
+            && q("container_events_total", &sel(&crash, &[("action", "die")])).is_some_and(|v| v >= 2.0)
     })
     .await;
     assert_eq!(q("container_last_exit_code", &sel(&crash, &[])), Some(3.0));
 
     // OOM kill, compared with what Docker itself says.
     let oom_killed = || docker(&["inspect", "-f", "{{.State.OOMKilled}}", &oom]).unwrap_or_default() == "true";
-    wait_until("oom container exited", limit, || docker(&["inspect", "-f", "{{.State.Running}}", &oom]).unwrap_or_default() == "false").await;
+    wait_until("oom container exited", limit, || {
+        docker(&["inspect", "-f", "{{.State.Running}}", &oom]).unwrap_or_default() == "false"
+    })
+    .await;
     if oom_killed() {
         wait_until("oom_killed reported", limit, || q("container_oom_killed", &sel(&oom, &[])) == Some(1.0)).await;
-        wait_until("oom event counted", limit, || q("container_events_total", &sel(&oom, &[("action", "oom")])).is_some_and(|v| v >= 1.0)).await;
+        wait_until("oom event counted", limit, || {
+            q("container_events_total", &sel(&oom, &[("action", "oom")])).is_some_and(|v| v >= 1.0)
+        })
+        .await;
     } else {
         eprintln!("NOTE: the kernel did not OOM-kill the test container; oom assertions skipped");
     }
@@ -201,7 +259,8 @@ async fn containers_health_events_probes_and_staleness() {
     // Kill: events, state, exit code; stats series end with staleness markers.
     docker(&["kill", &victim]).unwrap();
     wait_until("victim exited", limit, || {
-        q("container_state", &sel(&victim, &[("state", "exited")])) == Some(1.0) && q("container_events_total", &sel(&victim, &[("action", "die")])).is_some_and(|v| v >= 1.0)
+        q("container_state", &sel(&victim, &[("state", "exited")])) == Some(1.0)
+            && q("container_events_total", &sel(&victim, &[("action", "die")])).is_some_and(|v| v >= 1.0)
     })
     .await;
     assert!(q("container_events_total", &sel(&victim, &[("action", "kill")])).is_some_and(|v| v >= 1.0));
@@ -213,11 +272,23 @@ async fn containers_health_events_probes_and_staleness() {
     // Removal: every series of the container ends with a staleness marker.
     docker(&["rm", "-f", &victim]).unwrap();
     let vn = [("name", victim.as_str())];
-    wait_until("removed container's series stale", limit, || ends_stale(d, "container_state", &[("name", victim.as_str()), ("state", "exited")]) && ends_stale(d, "container_last_seen", &vn)).await;
-    let all_victim_series: std::collections::HashSet<Vec<crowsnest_wire::Label>> = d.lock().unwrap().series.iter().filter(|t| t.labels.iter().any(|l| l.name == "name" && l.value == victim)).map(|t| t.labels.clone()).collect();
+    wait_until("removed container's series stale", limit, || {
+        ends_stale(d, "container_state", &[("name", victim.as_str()), ("state", "exited")])
+            && ends_stale(d, "container_last_seen", &vn)
+    })
+    .await;
+    let all_victim_series: std::collections::HashSet<Vec<crowsnest_wire::Label>> = d
+        .lock()
+        .unwrap()
+        .series
+        .iter()
+        .filter(|t| t.labels.iter().any(|l| l.name == "name" && l.value == victim))
+        .map(|t| t.labels.clone())
+        .collect();
     for labels in all_victim_series {
         let name = labels.iter().find(|l| l.name == "__name__").unwrap().value.clone();
-        let l: Vec<(&str, &str)> = labels.iter().filter(|l| l.name != "__name__").map(|l| (l.name.as_str(), l.value.as_str())).collect();
+        let l: Vec<(&str, &str)> =
+            labels.iter().filter(|l| l.name != "__name__").map(|l| (l.name.as_str(), l.value.as_str())).collect();
         let s = samples(d, &name, &l);
         assert!(crowsnest_wire::is_stale_nan(s.last().unwrap().1), "{name} {l:?} did not go stale");
     }

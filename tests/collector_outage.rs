@@ -50,7 +50,8 @@ async fn samples_survive_a_receiver_outage() {
     let task = tokio::spawn(crowsnest_collector::run(cfg, registry.clone(), ready.clone(), stop.clone()));
 
     let sel = [("job", "outage"), ("location", "lab")];
-    wait_until("first probe results", Duration::from_secs(10), || samples(&data, "probe_success", &sel).len() >= 3).await;
+    wait_until("first probe results", Duration::from_secs(10), || samples(&data, "probe_success", &sel).len() >= 3)
+        .await;
     assert!(ready.is_ready());
     rx.stop().await;
     let before = samples(&data, "probe_success", &sel).len();
@@ -61,7 +62,10 @@ async fn samples_survive_a_receiver_outage() {
     assert_eq!(samples(&data, "probe_success", &sel).len(), before, "nothing can arrive while the receiver is down");
 
     let rx = Receiver::start(&addr.to_string(), data.clone()).await;
-    wait_until("queue drained", Duration::from_secs(20), || metric(&ops::encode_metrics(&registry), "crowsnest_collector_queue_samples") == Some(0.0)).await;
+    wait_until("queue drained", Duration::from_secs(20), || {
+        metric(&ops::encode_metrics(&registry), "crowsnest_collector_queue_samples") == Some(0.0)
+    })
+    .await;
     let got = samples(&data, "probe_success", &sel);
     assert!(got.len() >= before + 10, "outage samples arrived: before {before}, now {}", got.len());
     assert!(got.iter().all(|(_, v)| *v == 1.0));

@@ -74,6 +74,22 @@ fn dashboards_are_well_formed() {
 }
 
 #[test]
+fn committed_json_matches_the_generator() {
+    let ok = std::process::Command::new("python3").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "python3 is required in CI");
+        eprintln!("SKIP: python3 not installed");
+        return;
+    }
+    let out = std::process::Command::new("python3")
+        .arg(model::dir().join("generate.py"))
+        .arg("--check")
+        .output()
+        .expect("run generate.py");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
 fn every_expression_parses() {
     let exprs = parsed_expressions();
     assert!(exprs.len() >= 80, "expected the dashboards to hold at least 80 expressions, found {}", exprs.len());
@@ -81,7 +97,12 @@ fn every_expression_parses() {
     // here: it selects by metric name, so Grafana's series lookups stay cheap.
     for (e, filled, ast) in &exprs {
         if matches!(e.kind, Kind::LabelValues { .. }) {
-            assert!(!model::metric_names(ast).is_empty(), "{} {}: `{filled}` selects no metric name", e.dashboard, e.place);
+            assert!(
+                !model::metric_names(ast).is_empty(),
+                "{} {}: `{filled}` selects no metric name",
+                e.dashboard,
+                e.place
+            );
         }
     }
 }
@@ -89,20 +110,24 @@ fn every_expression_parses() {
 #[test]
 fn provisioning_points_grafana_at_the_store() {
     let dir = model::dir().join("provisioning");
-    let ds: Value = serde_norway::from_str(&std::fs::read_to_string(dir.join("datasources/crowsnest.yml")).expect("datasource file"))
-        .expect("datasource YAML");
+    let ds: Value = serde_norway::from_str(
+        &std::fs::read_to_string(dir.join("datasources/crowsnest.yml")).expect("datasource file"),
+    )
+    .expect("datasource YAML");
     let d = &ds["datasources"][0];
     assert_eq!(d["type"], "prometheus");
     assert_eq!(d["uid"], model::DATASOURCE_UID, "dashboards reference the data source by this uid");
     assert_eq!(d["jsonData"]["httpMethod"], "POST");
     assert!(d["url"].as_str().is_some_and(|u| u.starts_with("http") && u.ends_with(":9300")), "url: {}", d["url"]);
-    let prov: Value = serde_norway::from_str(&std::fs::read_to_string(dir.join("dashboards/crowsnest.yml")).expect("provider file"))
-        .expect("provider YAML");
+    let prov: Value =
+        serde_norway::from_str(&std::fs::read_to_string(dir.join("dashboards/crowsnest.yml")).expect("provider file"))
+            .expect("provider YAML");
     let p = &prov["providers"][0];
     assert_eq!(p["type"], "file");
     let path = p["options"]["path"].as_str().expect("provider path");
     // docker-compose.yml mounts ./dashboards at the provider's path.
-    let compose = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docker-compose.yml")).expect("docker-compose.yml");
+    let compose = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docker-compose.yml"))
+        .expect("docker-compose.yml");
     assert!(compose.contains(&format!("./dashboards:{path}")), "docker-compose.yml must mount ./dashboards at {path}");
 }
 
@@ -118,8 +143,16 @@ const COMMUNITY: &[(&str, &str, bool)] = &[
     ("893", r#"sum(container_memory_rss{name=~".+"}) by (name)"#, true),
     ("893", r#"container_memory_usage_bytes{name=~".+"}"#, true),
     ("893", r#"sum(container_spec_memory_limit_bytes{name=~".+"}) by (name)"#, true),
-    ("893", r#"sum(container_spec_memory_limit_bytes{name=~".+"} - container_memory_usage_bytes{name=~".+"}) by (name)"#, true),
-    ("893", r#"sum(100 - ((container_spec_memory_limit_bytes{name=~".+"} - container_memory_usage_bytes{name=~".+"}) * 100 / container_spec_memory_limit_bytes{name=~".+"})) by (name)"#, true),
+    (
+        "893",
+        r#"sum(container_spec_memory_limit_bytes{name=~".+"} - container_memory_usage_bytes{name=~".+"}) by (name)"#,
+        true,
+    ),
+    (
+        "893",
+        r#"sum(100 - ((container_spec_memory_limit_bytes{name=~".+"} - container_memory_usage_bytes{name=~".+"}) * 100 / container_spec_memory_limit_bytes{name=~".+"})) by (name)"#,
+        true,
+    ),
     ("893", r#"sum(container_memory_swap{name=~".+"}) by (name)"#, false),
     ("893", r#"sum(rate(container_network_receive_bytes_total{id="/"}[1m])) by (id)"#, false),
     ("893", r#"sum(rate(container_cpu_system_seconds_total{id="/"}[1m]))"#, false),
@@ -174,8 +207,11 @@ async fn every_expression_evaluates_with_data_against_a_live_store() {
         let answer = match &e.kind {
             Kind::Instant => s.api("/api/v1/query", &[("query", filled.clone()), ("time", end.clone())]).await,
             Kind::Range => {
-                s.api("/api/v1/query_range", &[("query", filled.clone()), ("start", start.clone()), ("end", end.clone()), ("step", "15".into())])
-                    .await
+                s.api(
+                    "/api/v1/query_range",
+                    &[("query", filled.clone()), ("start", start.clone()), ("end", end.clone()), ("step", "15".into())],
+                )
+                .await
             }
             Kind::LabelValues { label } => {
                 let params = [("match[]", filled.clone()), ("start", start.clone()), ("end", end.clone())];
@@ -197,10 +233,11 @@ async fn every_expression_evaluates_with_data_against_a_live_store() {
             errs.push(format!("{file}: no stat panel {title:?}"));
             continue;
         };
-        let got = s.api("/api/v1/query", &[("query", filled.clone()), ("time", end.clone())]).await.ok().and_then(|d| {
-            let v = &d["result"][0]["value"][1];
-            v.as_str().and_then(|x| x.parse::<f64>().ok())
-        });
+        let got =
+            s.api("/api/v1/query", &[("query", filled.clone()), ("time", end.clone())]).await.ok().and_then(|d| {
+                let v = &d["result"][0]["value"][1];
+                v.as_str().and_then(|x| x.parse::<f64>().ok())
+            });
         if !got.is_some_and(|g| (g - want).abs() <= want.abs() * 0.01) {
             errs.push(format!("{file} {place}: `{filled}` = {got:?}, expected {want}"));
         }
@@ -214,5 +251,11 @@ async fn every_expression_evaluates_with_data_against_a_live_store() {
             Ok(_) => {}
         }
     }
-    assert!(errs.is_empty(), "{} of {} expressions failed:\n{}", errs.len(), exprs.len() + COMMUNITY.len(), errs.join("\n"));
+    assert!(
+        errs.is_empty(),
+        "{} of {} expressions failed:\n{}",
+        errs.len(),
+        exprs.len() + COMMUNITY.len(),
+        errs.join("\n")
+    );
 }

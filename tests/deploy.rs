@@ -38,17 +38,20 @@ fn crowsnest_yml_sections_are_valid_component_configs() {
     assert!(v["listen"].as_str().is_some_and(|l| l.parse::<std::net::SocketAddr>().is_ok_and(|a| a.port() == 9300)));
     let store: crowsnest_store::StoreConfig = serde_norway::from_value(v["store"].clone()).expect("store section");
     store.validate().expect("store section validates");
-    let collector: crowsnest_collector::CollectorConfig = serde_norway::from_value(v["collector"].clone()).expect("collector section");
+    let collector: crowsnest_collector::CollectorConfig =
+        serde_norway::from_value(v["collector"].clone()).expect("collector section");
     collector.validate().expect("collector section validates");
     assert!(!collector.docker.enabled, "the crowsnest service has no Docker socket");
-    let alerter: crowsnest_alerter::config::AlerterConfig = serde_norway::from_value(v["alerter"].clone()).expect("alerter section");
+    let alerter: crowsnest_alerter::config::AlerterConfig =
+        serde_norway::from_value(v["alerter"].clone()).expect("alerter section");
     alerter.validate().expect("alerter section validates");
     assert_eq!(alerter.alertmanager_config.as_deref(), Some(Path::new("/etc/crowsnest/alertmanager.yml")));
 }
 
 #[test]
 fn collector_yml_is_valid() {
-    let c: crowsnest_collector::CollectorConfig = serde_norway::from_value(yaml("deploy/collector.yml")).expect("collector.yml");
+    let c: crowsnest_collector::CollectorConfig =
+        serde_norway::from_value(yaml("deploy/collector.yml")).expect("collector.yml");
     c.validate().expect("collector.yml validates");
     assert_eq!(c.remote_write.url, "http://crowsnest:9300/api/v1/write");
     assert_eq!(c.docker.host.as_deref(), Some("unix:///var/run/docker.sock"));
@@ -56,12 +59,17 @@ fn collector_yml_is_valid() {
 
 #[test]
 fn alertmanager_yml_has_slack_and_smtp_receivers() {
-    let cfg = crowsnest_alerter::notify::amconfig::load(&repo("deploy/alertmanager.yml")).expect("alertmanager.yml loads");
+    let cfg =
+        crowsnest_alerter::notify::amconfig::load(&repo("deploy/alertmanager.yml")).expect("alertmanager.yml loads");
     assert!(cfg.receivers.iter().any(|r| !r.slack_configs.is_empty()), "a Slack receiver");
     assert!(cfg.receivers.iter().any(|r| !r.email_configs.is_empty()), "an e-mail receiver");
     assert!(!cfg.global.smtp_smarthost.is_empty());
     if have("amtool") {
-        let out = Command::new("amtool").arg("check-config").arg(repo("deploy/alertmanager.yml")).output().expect("run amtool");
+        let out = Command::new("amtool")
+            .arg("check-config")
+            .arg(repo("deploy/alertmanager.yml"))
+            .output()
+            .expect("run amtool");
         assert!(out.status.success(), "amtool check-config: {}", String::from_utf8_lossy(&out.stdout));
     }
 }
@@ -73,7 +81,12 @@ fn shipped_rules_check() {
     assert!(problems.is_empty(), "{problems:?}");
     if have("promtool") {
         let out = Command::new("promtool").args(["check", "rules"]).args(&files).output().expect("run promtool");
-        assert!(out.status.success(), "promtool: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "promtool: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
@@ -83,7 +96,13 @@ fn compose_files_validate() {
         return;
     }
     for f in ["docker-compose.yml", "deploy/swarm-stack.yml"] {
-        let out = Command::new("docker-compose").arg("-f").arg(repo(f)).arg("config").arg("--quiet").output().expect("run docker-compose");
+        let out = Command::new("docker-compose")
+            .arg("-f")
+            .arg(repo(f))
+            .arg("config")
+            .arg("--quiet")
+            .output()
+            .expect("run docker-compose");
         assert!(out.status.success(), "{f}: {}", String::from_utf8_lossy(&out.stderr));
     }
     let stack = std::fs::read_to_string(repo("deploy/swarm-stack.yml")).expect("stack file");
@@ -96,6 +115,10 @@ fn compose_files_validate() {
 #[test]
 #[ignore = "needs the collector and alerter sections in the root Config (coordinator)"]
 fn check_config_accepts_the_deploy_config() {
-    let out = Command::new(env!("CARGO_BIN_EXE_crowsnest")).arg("check-config").arg(repo("deploy/crowsnest.yml")).output().expect("run crowsnest");
+    let out = Command::new(env!("CARGO_BIN_EXE_crowsnest"))
+        .arg("check-config")
+        .arg(repo("deploy/crowsnest.yml"))
+        .output()
+        .expect("run crowsnest");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }

@@ -18,9 +18,17 @@ struct Store {
 }
 
 fn start_store(name: &str, data: &Path, logs: &Path, addr: std::net::SocketAddr) -> Store {
-    let proc = Proc::crowsnest(name, &["store", "--listen", &addr.to_string(), "--data-dir", data.to_str().expect("utf-8")], logs);
+    let proc = Proc::crowsnest(
+        name,
+        &["store", "--listen", &addr.to_string(), "--data-dir", data.to_str().expect("utf-8")],
+        logs,
+    );
     let base = format!("http://{addr}");
-    assert!(wait_http_ok(&format!("{base}/ready"), Duration::from_secs(60)), "store did not become ready:\n{}", proc.output());
+    assert!(
+        wait_http_ok(&format!("{base}/ready"), Duration::from_secs(60)),
+        "store did not become ready:\n{}",
+        proc.output()
+    );
     Store { proc, base }
 }
 
@@ -31,7 +39,11 @@ fn now_ms() -> i64 {
 /// Sends one remote_write request; returns the HTTP status.
 fn remote_write(base: &str, series: Vec<TimeSeries>) -> std::io::Result<u16> {
     let body = WriteRequest { timeseries: series, metadata: vec![] }.encode_snappy();
-    let headers = [("Content-Type", "application/x-protobuf"), ("Content-Encoding", "snappy"), ("X-Prometheus-Remote-Write-Version", "0.1.0")];
+    let headers = [
+        ("Content-Type", "application/x-protobuf"),
+        ("Content-Encoding", "snappy"),
+        ("X-Prometheus-Remote-Write-Version", "0.1.0"),
+    ];
     http_request("POST", &format!("{base}/api/v1/write"), Some(&body), &headers).map(|(s, _)| s)
 }
 
@@ -47,7 +59,12 @@ fn get_json(url: &str) -> Value {
 }
 
 fn range(base: &str, q: &str, start_ms: i64, end_ms: i64, step_s: u32) -> Value {
-    let url = format!("{base}/api/v1/query_range?query={}&start={}&end={}&step={step_s}", urlencode(q), start_ms as f64 / 1000.0, end_ms as f64 / 1000.0);
+    let url = format!(
+        "{base}/api/v1/query_range?query={}&start={}&end={}&step={step_s}",
+        urlencode(q),
+        start_ms as f64 / 1000.0,
+        end_ms as f64 / 1000.0
+    );
     let v = get_json(&url);
     assert_eq!(v["status"], "success", "{v}");
     v["data"]["result"].clone()
@@ -61,8 +78,14 @@ fn ingest_query_round_trip_and_restart_persistence() {
     let mut store = start_store("store-1", &data, dir.path(), addr);
     let t0 = (now_ms() - 600_000) / 1000 * 1000;
     let batch = vec![
-        series(&[("__name__", "rt_requests_total"), ("job", "api"), ("instance", "a")], (0..40).map(|i| (t0 + i * 15_000, i as f64 * 2.0))),
-        series(&[("__name__", "rt_requests_total"), ("job", "api"), ("instance", "b")], (0..40).map(|i| (t0 + i * 15_000, if i == 7 { f64::NAN } else { 1e21 })))
+        series(
+            &[("__name__", "rt_requests_total"), ("job", "api"), ("instance", "a")],
+            (0..40).map(|i| (t0 + i * 15_000, i as f64 * 2.0)),
+        ),
+        series(
+            &[("__name__", "rt_requests_total"), ("job", "api"), ("instance", "b")],
+            (0..40).map(|i| (t0 + i * 15_000, if i == 7 { f64::NAN } else { 1e21 })),
+        ),
     ];
     assert_eq!(remote_write(&store.base, batch).expect("write"), 204);
 
@@ -109,7 +132,10 @@ fn kill9_keeps_every_acknowledged_batch() {
                 let batch: Vec<TimeSeries> = (0..SERIES_PER_BATCH)
                     .map(|s| {
                         let s_label = s.to_string();
-                        series(&[("__name__", "kill_test"), ("batch", &batch_label), ("s", &s_label)], (0..SAMPLES).map(|i| (t0 + i * 1000, (b * 1000 + s * 100) as f64 + i as f64)))
+                        series(
+                            &[("__name__", "kill_test"), ("batch", &batch_label), ("s", &s_label)],
+                            (0..SAMPLES).map(|i| (t0 + i * 1000, (b * 1000 + s * 100) as f64 + i as f64)),
+                        )
                     })
                     .collect();
                 match remote_write(&base, batch) {
@@ -137,7 +163,9 @@ fn kill9_keeps_every_acknowledged_batch() {
         for (s, series) in result.iter().enumerate() {
             assert_eq!(series["metric"]["s"], s.to_string());
             let values = series["values"].as_array().expect("values");
-            let want: Vec<Value> = (0..SAMPLES).map(|i| json!([(t0 + i * 1000) / 1000, ((b * 1000 + s * 100) as i64 + i).to_string()])).collect();
+            let want: Vec<Value> = (0..SAMPLES)
+                .map(|i| json!([(t0 + i * 1000) / 1000, ((b * 1000 + s * 100) as i64 + i).to_string()]))
+                .collect();
             assert_eq!(values, &want, "batch {b} series {s}");
         }
     }

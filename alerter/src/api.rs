@@ -31,7 +31,10 @@ pub struct ApiState {
 
 /// Router with the two endpoints.
 pub fn router(groups: Arc<Vec<Arc<GroupRuntime>>>) -> Router {
-    Router::new().route("/api/v1/rules", get(rules)).route("/api/v1/alerts", get(alerts)).with_state(ApiState { groups })
+    Router::new()
+        .route("/api/v1/rules", get(rules))
+        .route("/api/v1/alerts", get(alerts))
+        .with_state(ApiState { groups })
 }
 
 /// Go's `time.Time` JSON form; the zero time when never set.
@@ -53,12 +56,19 @@ pub fn format_e(v: f64) -> String {
     format!("{m}e{}{:02}", if e < 0 { '-' } else { '+' }, e.abs())
 }
 
+/// Seconds as a JSON number, integral when whole (`60`, not `60.0`), like Go's float encoding.
+fn secs(d: std::time::Duration) -> Value {
+    if d.subsec_nanos() == 0 { json!(d.as_secs()) } else { json!(d.as_secs_f64()) }
+}
+
 fn bad_data(msg: &str) -> Response {
     (StatusCode::BAD_REQUEST, axum::Json(Envelope::<()>::error(ErrorType::BadData, msg))).into_response()
 }
 
 fn params(raw: Option<String>) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+    url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
 }
 
 fn values<'a>(p: &'a [(String, String)], name: &str) -> Vec<&'a str> {
@@ -108,8 +118,8 @@ fn rule_json(rule: &Rule, rr: &RuleRuntime, with_alerts: bool) -> Value {
             let state = active(rr).map(|a| a.state).max_by_key(|s| *s as u8).unwrap_or(AlertState::Inactive);
             v["type"] = json!("alerting");
             v["state"] = json!(state.as_str());
-            v["duration"] = json!(r.for_.as_secs_f64());
-            v["keepFiringFor"] = json!(r.keep_firing_for.as_secs_f64());
+            v["duration"] = secs(r.for_);
+            v["keepFiringFor"] = secs(r.keep_firing_for);
             v["annotations"] = json!(r.annotations);
             let alerts: Vec<ApiAlert> = if with_alerts { active(rr).map(api_alert).collect() } else { vec![] };
             v["alerts"] = json!(alerts);
@@ -176,14 +186,14 @@ async fn rules(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> Response {
             .filter(|(r, _)| names.is_empty() || names.contains(&r.name()))
             .map(|(r, rr)| rule_json(r, rr, !exclude_alerts))
             .collect();
-        if rules.is_empty() && (!names.is_empty() || !(want_alerting && want_recording)) {
+        if rules.is_empty() && !(names.is_empty() && want_alerting && want_recording) {
             continue;
         }
         out.push(json!({
             "name": g.group.name,
             "file": g.group.file,
             "rules": rules,
-            "interval": g.group.interval.as_secs_f64(),
+            "interval": secs(g.group.interval),
             "limit": g.group.limit,
             "evaluationTime": st.evaluation_time.as_secs_f64(),
             "lastEvaluation": rfc3339(st.last_evaluation),

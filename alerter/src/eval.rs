@@ -5,6 +5,7 @@
 //! series that ended), hands alerts to the [`AlertSink`], and records health for `/api/v1/rules`.
 
 pub mod client;
+pub mod metrics;
 pub mod rule;
 pub mod sink;
 
@@ -115,6 +116,7 @@ pub struct EvalContext {
     pub external_url: String,
     pub resend_delay: Duration,
     pub persist: Option<StatePersist>,
+    pub metrics: Option<metrics::RuleMetrics>,
 }
 
 fn to_series(labels: &BTreeMap<String, String>, v: f64, ts: i64) -> TimeSeries {
@@ -151,6 +153,7 @@ fn with_external_labels(mut a: PostableAlert, ext: &BTreeMap<String, String>) ->
 pub async fn eval_group(g: &GroupRuntime, ctx: &EvalContext, ts_ms: i64) {
     let started = Instant::now();
     let mut alerts = Vec::new();
+    let mut failures = 0u64;
     let interval_ms = g.group.interval.as_millis() as i64;
     for (i, rule) in g.group.rules.iter().enumerate() {
         let rule_started = Instant::now();
@@ -198,6 +201,7 @@ pub async fn eval_group(g: &GroupRuntime, ctx: &EvalContext, ts_ms: i64) {
                     rr.last_error.clear();
                 }
                 Err(e) => {
+                    failures += 1;
                     tracing::warn!(group = %g.group.name, rule = rule.name(), error = %e, "Rule evaluation failed.");
                     rr.health = Health::Err;
                     rr.last_error = e.to_string();
@@ -208,10 +212,10 @@ pub async fn eval_group(g: &GroupRuntime, ctx: &EvalContext, ts_ms: i64) {
         }
         // Written per rule, so later rules of the group see this rule's output (Prometheus
         // commits each rule's samples before evaluating the next).
-        if let (Some(w), false) = (&ctx.writer, series.is_empty()) {
-            if let Err(e) = w.write(series).await {
-                tracing::warn!(group = %g.group.name, rule = rule.name(), error = %e, "Writing rule results failed.");
-            }
+        if let (Some(w), false) = (&ctx.writer, series.is_empty())
+            && let Err(e) = w.write(series).await
+        {
+            tracing::warn!(group = %g.group.name, rule = rule.name(), error = %e, "Writing rule results failed.");
         }
     }
     let snapshot = {
@@ -221,13 +225,21 @@ pub async fn eval_group(g: &GroupRuntime, ctx: &EvalContext, ts_ms: i64) {
         st.evaluation_time = started.elapsed();
         ctx.persist.as_ref().map(|_| st.clone())
     };
+    if let Some(m) = &ctx.metrics {
+        let l = metrics::group_labels(&g.group.file, &g.group.name);
+        m.evaluations.get_or_create(&l).inc_by(g.group.rules.len() as u64);
+        m.evaluation_failures.get_or_create(&l).inc_by(failures);
+        m.last_duration_seconds.get_or_create(&l).set(started.elapsed().as_secs_f64());
+        m.last_evaluation_timestamp_seconds.get_or_create(&l).set(ts_ms as f64 / 1000.0);
+        m.alerts_sent.inc_by(alerts.len() as u64);
+    }
     if !alerts.is_empty() {
         ctx.sink.send(alerts).await;
     }
-    if let (Some(p), Some(snap)) = (&ctx.persist, snapshot) {
-        if let Err(e) = p.save_group(&g.group, &snap).await {
-            tracing::warn!(group = %g.group.name, error = %e, "Persisting alert state failed.");
-        }
+    if let (Some(p), Some(snap)) = (&ctx.persist, snapshot)
+        && let Err(e) = p.save_group(&g.group, &snap).await
+    {
+        tracing::warn!(group = %g.group.name, error = %e, "Persisting alert state failed.");
     }
 }
 
@@ -244,6 +256,13 @@ pub async fn run_group(g: Arc<GroupRuntime>, ctx: Arc<EvalContext>, shutdown: Ca
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = eval_group(&g, &ctx, ts) => {}
+        }
+    }
+    // Keep what the last (possibly interrupted) evaluation changed.
+    if let Some(p) = &ctx.persist {
+        let snap = g.status.lock().clone();
+        if let Err(e) = p.save_group(&g.group, &snap).await {
+            tracing::warn!(group = %g.group.name, error = %e, "Persisting alert state at shutdown failed.");
         }
     }
     tracing::debug!(group = %g.group.name, "Rule group stopped.");

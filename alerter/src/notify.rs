@@ -189,7 +189,7 @@ async fn maintenance(shared: Arc<Shared>, shutdown: CancellationToken) {
         }
         p.metrics.alerts.set(i64::try_from(p.store.len()).unwrap_or(i64::MAX));
         tick += 1;
-        if tick % GC_EVERY_TICKS == 0 {
+        if tick.is_multiple_of(GC_EVERY_TICKS) {
             let results = (p.store.gc(now, retention).await, p.silences.gc(now).await, p.nflog.gc(now).await);
             if let (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) = results {
                 tracing::warn!(error = %e, "Garbage collection of notifier state failed.");

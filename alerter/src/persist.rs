@@ -79,7 +79,14 @@ impl StatePersist {
             let Rule::Alerting(r) = rule else { continue };
             let Some(bytes) = self.tree.get(key(&g.group, i, &r.name))? else { continue };
             let mut saved: Saved = serde_json::from_slice(&bytes)?;
-            state::restore(&mut saved.alerts, saved.last_eval_ms, now_ms, r.for_.as_millis() as i64, opts.outage_tolerance_ms, opts.grace_ms);
+            state::restore(
+                &mut saved.alerts,
+                saved.last_eval_ms,
+                now_ms,
+                r.for_.as_millis() as i64,
+                opts.outage_tolerance_ms,
+                opts.grace_ms,
+            );
             n += saved.alerts.alerts.len();
             st.rules[i].alerts = saved.alerts;
         }
@@ -134,7 +141,11 @@ mod tests {
         let db = sled::open(dir.path()).unwrap();
         let p = StatePersist::new(db.open_tree("alerts").unwrap());
         let g = GroupRuntime::new(group());
-        let el = |i: &str| Element { labels: BTreeMap::from([("alertname".into(), "A".into()), ("i".into(), i.into())]), annotations: BTreeMap::new(), value: f64::NAN };
+        let el = |i: &str| Element {
+            labels: BTreeMap::from([("alertname".into(), "A".into()), ("i".into(), i.into())]),
+            annotations: BTreeMap::new(),
+            value: f64::NAN,
+        };
         let t = Timing { for_ms: 60_000, ..Default::default() };
         let (s, _) = state::step(&RuleState::default(), vec![el("a"), el("b")], 0, t);
         let (mut s, _) = state::step(&s, vec![el("a")], 60_000, t);

@@ -64,12 +64,21 @@ pub struct Alerter {
 
 impl Alerter {
     /// Starts everything; evaluation tasks stop when `shutdown` is cancelled.
-    pub async fn start(config: AlerterConfig, registry: &SharedRegistry, shutdown: CancellationToken) -> Result<Alerter, AlerterError> {
+    pub async fn start(
+        config: AlerterConfig,
+        registry: &SharedRegistry,
+        shutdown: CancellationToken,
+    ) -> Result<Alerter, AlerterError> {
         Self::start_with_sinks(config, registry, shutdown, Vec::new()).await
     }
 
     /// Like [`Alerter::start`], also handing every alert batch to `extra` sinks (tests, embedding).
-    pub async fn start_with_sinks(config: AlerterConfig, registry: &SharedRegistry, shutdown: CancellationToken, extra: Vec<Arc<dyn AlertSink>>) -> Result<Alerter, AlerterError> {
+    pub async fn start_with_sinks(
+        config: AlerterConfig,
+        registry: &SharedRegistry,
+        shutdown: CancellationToken,
+        extra: Vec<Arc<dyn AlertSink>>,
+    ) -> Result<Alerter, AlerterError> {
         config.validate()?;
         let files = rules::expand_globs(&config.rule_files)?;
         let groups = rules::load_files(&files, config.evaluation_interval)?;
@@ -98,7 +107,10 @@ impl Alerter {
         };
         let persist = StatePersist::new(db.open_tree(trees::RULE_STATE)?);
         let now = Utc::now().timestamp_millis();
-        let opts = RestoreOptions { outage_tolerance_ms: config.for_outage_tolerance.as_millis() as i64, grace_ms: config.for_grace_period.as_millis() as i64 };
+        let opts = RestoreOptions {
+            outage_tolerance_ms: config.for_outage_tolerance.as_millis() as i64,
+            grace_ms: config.for_grace_period.as_millis() as i64,
+        };
         let mut runtimes = Vec::with_capacity(groups.len());
         for g in groups {
             let rt = GroupRuntime::new(g);
@@ -116,6 +128,7 @@ impl Alerter {
             external_url: config.effective_external_url().to_string(),
             resend_delay: config.resend_delay,
             persist: Some(persist),
+            metrics: Some(crate::eval::metrics::RuleMetrics::register(registry)),
         });
         let tracker = TaskTracker::new();
         for rt in &runtimes {

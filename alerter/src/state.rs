@@ -188,7 +188,13 @@ fn needs_sending(a: &Alert, now: i64, resend_delay_ms: i64) -> bool {
 
 /// Picks the alerts to hand to Alertmanager now and marks them sent. Firing alerts carry
 /// `endsAt = now + 4 × max(eval interval, resend delay)` so a dead alerter's alerts expire.
-pub fn take_sendable(state: &mut RuleState, now: i64, resend_delay_ms: i64, eval_interval_ms: i64, generator_url: &str) -> Vec<PostableAlert> {
+pub fn take_sendable(
+    state: &mut RuleState,
+    now: i64,
+    resend_delay_ms: i64,
+    eval_interval_ms: i64,
+    generator_url: &str,
+) -> Vec<PostableAlert> {
     let mut out = Vec::new();
     for a in state.alerts.values_mut() {
         if !needs_sending(a, now, resend_delay_ms) {

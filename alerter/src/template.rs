@@ -38,7 +38,8 @@ pub struct TemplateData<'a> {
     pub external_url: &'a str,
 }
 
-const PRELUDE: &str = "{{$labels := .Labels}}{{$externalLabels := .ExternalLabels}}{{$externalURL := .ExternalURL}}{{$value := .Value}}";
+const PRELUDE: &str =
+    "{{$labels := .Labels}}{{$externalLabels := .ExternalLabels}}{{$externalURL := .ExternalURL}}{{$value := .Value}}";
 
 /// Checks that every action is closed before gtmpl sees the text: gtmpl 0.7's parser does not
 /// terminate on an unclosed action (`{{ $labels.x `), so this must be caught first. Skips
@@ -85,11 +86,22 @@ fn check_delims(text: &str) -> Result<(), TemplateError> {
     Ok(())
 }
 
+/// gtmpl prints numbers with Rust's `Display` (`1234567`), Go's `text/template` with `%v`
+/// (`1.234567e+06`). The common `{{ $value }}` action is rewritten to print the Go way.
+fn go_print_value(text: &str) -> std::borrow::Cow<'_, str> {
+    static RE: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
+    match RE.get_or_init(|| regex::Regex::new(r"\{\{(-?\s*)\$value(\s*-?)\}\}").ok()) {
+        Some(re) => re.replace_all(text, "{{${1}goFloat $$value${2}}}"),
+        None => std::borrow::Cow::Borrowed(text),
+    }
+}
+
 fn template_for(text: &str) -> Result<Template, TemplateError> {
     check_delims(text)?;
     let mut t = Template::default();
     t.add_funcs(funcs::FUNCS);
-    t.parse(format!("{PRELUDE}{text}")).map_err(|e| TemplateError::Parse(e.to_string()))?;
+    t.add_func("goFloat", funcs::go_float);
+    t.parse(format!("{PRELUDE}{}", go_print_value(text))).map_err(|e| TemplateError::Parse(e.to_string()))?;
     Ok(t)
 }
 
@@ -136,7 +148,8 @@ mod tests {
     use super::*;
 
     fn run(text: &str, value: f64) -> String {
-        let labels = BTreeMap::from([("job".to_string(), "api".to_string()), ("instance".to_string(), "host:9100".to_string())]);
+        let labels =
+            BTreeMap::from([("job".to_string(), "api".to_string()), ("instance".to_string(), "host:9100".to_string())]);
         let ext = BTreeMap::from([("cluster".to_string(), "prod".to_string())]);
         expand(text, TemplateData { labels: &labels, value, external_labels: &ext, external_url: "http://x" }).unwrap()
     }
@@ -154,14 +167,21 @@ mod tests {
         assert_eq!(run("{{ reReplaceAll \":.*\" \"\" $labels.instance }}", 0.0), "host");
         assert_eq!(run("{{ if gt $value 10.0 }}high{{ else }}low{{ end }}", 11.0), "high");
         assert_eq!(run("{{ $labels.instance | stripPort }}", 0.0), "host");
+        assert_eq!(run("v={{ $value }} {{- $value -}} !", 1234567.0), "v=1.234567e+061.234567e+06!");
+        assert_eq!(run("{{$value}} {{ $value }}", 42.0), "42 42");
+        assert_eq!(run("{{ $value }}", 0.5), "0.5");
     }
 
     /// Random token soups must parse or fail within a bounded time (gtmpl has hung on some).
     #[test]
     fn parsing_terminates_on_malformed_input() {
         use proptest::prelude::*;
-        let tokens = prop::sample::select(vec!["{{", "}}", " ", "$labels", ".x", "|", "(", ")", "\"", "`", "if", "end", "else", "range", "humanize", "1", "-", "/*", "*/", "$", ":=", "printf", "'a'", "\n", "with", "define", "template", "block", "nil", ","]);
-        let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig { cases: 300, ..ProptestConfig::default() });
+        let tokens = prop::sample::select(vec![
+            "{{", "}}", " ", "$labels", ".x", "|", "(", ")", "\"", "`", "if", "end", "else", "range", "humanize", "1",
+            "-", "/*", "*/", "$", ":=", "printf", "'a'", "\n", "with", "define", "template", "block", "nil", ",",
+        ]);
+        let mut runner =
+            proptest::test_runner::TestRunner::new(ProptestConfig { cases: 300, ..ProptestConfig::default() });
         runner
             .run(&prop::collection::vec(tokens, 0..12), |v| {
                 let text = v.concat();

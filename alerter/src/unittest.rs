@@ -77,11 +77,16 @@ fn run_file(path: &Path) -> Vec<String> {
         Err(e) => return vec![e.to_string()],
     };
     let base = path.parent().unwrap_or(Path::new("."));
-    let patterns: Vec<String> = tf.rule_files.iter().map(|r| if Path::new(r).is_absolute() { r.clone() } else { base.join(r).display().to_string() }).collect();
-    let groups = match rules::expand_globs(&patterns).and_then(|files| rules::load_files(&files, tf.evaluation_interval)) {
-        Ok(g) => g,
-        Err(problems) => return problems.iter().map(|p| p.to_string()).collect(),
-    };
+    let patterns: Vec<String> = tf
+        .rule_files
+        .iter()
+        .map(|r| if Path::new(r).is_absolute() { r.clone() } else { base.join(r).display().to_string() })
+        .collect();
+    let groups =
+        match rules::expand_globs(&patterns).and_then(|files| rules::load_files(&files, tf.evaluation_interval)) {
+            Ok(g) => g,
+            Err(problems) => return problems.iter().map(|p| p.to_string()).collect(),
+        };
     let mut errors = Vec::new();
     for (i, tg) in tf.tests.iter().enumerate() {
         let label = if tg.name.is_empty() { format!("test {}", i + 1) } else { tg.name.clone() };
@@ -133,12 +138,18 @@ async fn run_group(tf: &TestFile, tg: &TestGroup, groups: &[rules::Group]) -> Ve
         external_url: tg.external_url.clone(),
         resend_delay: std::time::Duration::from_secs(60),
         persist: None,
+        metrics: None,
     };
     let runtimes: Vec<GroupRuntime> = groups.iter().cloned().map(GroupRuntime::new).collect();
     let eval_step = ms(tf.evaluation_interval).max(1);
     let mut alert_tests: Vec<&AlertTestCase> = tg.alert_rule_test.iter().collect();
     alert_tests.sort_by_key(|t| t.eval_time);
-    let max_t = alert_tests.iter().map(|t| ms(t.eval_time)).chain(tg.promql_expr_test.iter().map(|t| ms(t.eval_time))).max().unwrap_or(0);
+    let max_t = alert_tests
+        .iter()
+        .map(|t| ms(t.eval_time))
+        .chain(tg.promql_expr_test.iter().map(|t| ms(t.eval_time)))
+        .max()
+        .unwrap_or(0);
     let mut errors = Vec::new();
     let mut next = 0;
     let mut ts = 0;
@@ -177,7 +188,13 @@ fn check_alerts(t: &AlertTestCase, runtimes: &[GroupRuntime]) -> Option<String> 
                 if !rr.last_error.is_empty() {
                     rule_errors.push(rr.last_error.clone());
                 }
-                got.extend(rr.alerts.alerts.values().filter(|a| a.state == AlertState::Firing).map(|a| (a.labels.clone(), a.annotations.clone())));
+                got.extend(
+                    rr.alerts
+                        .alerts
+                        .values()
+                        .filter(|a| a.state == AlertState::Firing)
+                        .map(|a| (a.labels.clone(), a.annotations.clone())),
+                );
             }
         }
     }
@@ -195,7 +212,13 @@ fn check_alerts(t: &AlertTestCase, runtimes: &[GroupRuntime]) -> Option<String> 
     if got == exp {
         return None;
     }
-    let mut msg = format!("alertname: {}, time: {},\n    exp:{}\n    got:{}", t.alertname, crowsnest_wire::duration::format_duration(t.eval_time), show_alerts(&exp), show_alerts(&got));
+    let mut msg = format!(
+        "alertname: {}, time: {},\n    exp:{}\n    got:{}",
+        t.alertname,
+        crowsnest_wire::duration::format_duration(t.eval_time),
+        show_alerts(&exp),
+        show_alerts(&got)
+    );
     for e in rule_errors {
         msg.push_str(&format!("\n    rule error: {e}"));
     }
@@ -203,7 +226,10 @@ fn check_alerts(t: &AlertTestCase, runtimes: &[GroupRuntime]) -> Option<String> 
 }
 
 fn show_alerts(v: &[LabelsAndAnnotations]) -> String {
-    let items: Vec<String> = v.iter().map(|(l, a)| format!("\n        labels: {}, annotations: {}", show_labels(l), show_labels(a))).collect();
+    let items: Vec<String> = v
+        .iter()
+        .map(|(l, a)| format!("\n        labels: {}, annotations: {}", show_labels(l), show_labels(a)))
+        .collect();
     if items.is_empty() { "[]".into() } else { items.concat() }
 }
 
@@ -237,7 +263,9 @@ async fn check_expr(t: &PromqlTestCase, client: &dyn QueryClient) -> Option<Stri
     if same {
         return None;
     }
-    let show = |v: &[(BTreeMap<String, String>, f64)]| v.iter().map(|(l, x)| format!("{} {x}", show_labels(l))).collect::<Vec<_>>().join(", ");
+    let show = |v: &[(BTreeMap<String, String>, f64)]| {
+        v.iter().map(|(l, x)| format!("{} {x}", show_labels(l))).collect::<Vec<_>>().join(", ")
+    };
     Some(format!("{head},\n    exp: [{}]\n    got: [{}]", show(&exp), show(&got)))
 }
 

@@ -47,7 +47,9 @@ impl Target {
         let health_url = t.health_url.as_deref().and_then(|u| Url::parse(u).ok());
         let metrics_url = t.metrics_url.as_deref().and_then(|u| Url::parse(u).ok());
         let main = metrics_url.as_ref().or(health_url.as_ref())?;
-        let instance = t.instance.clone().unwrap_or_else(|| format!("{}:{}", main.host_str().unwrap_or_default(), main.port_or_known_default().unwrap_or(80)));
+        let instance = t.instance.clone().unwrap_or_else(|| {
+            format!("{}:{}", main.host_str().unwrap_or_default(), main.port_or_known_default().unwrap_or(80))
+        });
         let interval = t.interval.unwrap_or(default_interval);
         Some(Target {
             job: t.job.clone(),
@@ -73,7 +75,13 @@ impl Target {
     }
 
     fn key(&self) -> String {
-        format!("{}|{}|{:?}|{:?}", self.job, self.instance, self.health_url.as_ref().map(Url::as_str), self.metrics_url.as_ref().map(Url::as_str))
+        format!(
+            "{}|{}|{:?}|{:?}",
+            self.job,
+            self.instance,
+            self.health_url.as_ref().map(Url::as_str),
+            self.metrics_url.as_ref().map(Url::as_str)
+        )
     }
 }
 
@@ -99,7 +107,14 @@ pub fn push_probe(r: &probe::ProbeResult, labels: &[Label], ts: i64, batch: &mut
 }
 
 /// Runs one target until `stop`, then marks its series stale.
-async fn run_target(t: Target, location: String, client: reqwest::Client, outbox: Outbox, metrics: CollectorMetrics, stop: CancellationToken) {
+async fn run_target(
+    t: Target,
+    location: String,
+    client: reqwest::Client,
+    outbox: Outbox,
+    metrics: CollectorMetrics,
+    stop: CancellationToken,
+) {
     let mut stale = Staleness::new();
     let mut ticker = tokio::time::interval(t.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -137,14 +152,22 @@ async fn run_target(t: Target, location: String, client: reqwest::Client, outbox
 }
 
 /// Keeps one task per target, following the static list and the discovered containers.
-pub async fn run_apps(cfg: Arc<CollectorConfig>, outbox: Outbox, metrics: CollectorMetrics, mut views: watch::Receiver<Vec<ContainerView>>, shutdown: CancellationToken) {
-    let client = match reqwest::Client::builder().user_agent(concat!("crowsnest-collector/", env!("CARGO_PKG_VERSION"))).build() {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "Cannot build the scrape client; app targets are off.");
-            return;
-        }
-    };
+pub async fn run_apps(
+    cfg: Arc<CollectorConfig>,
+    outbox: Outbox,
+    metrics: CollectorMetrics,
+    mut views: watch::Receiver<Vec<ContainerView>>,
+    shutdown: CancellationToken,
+) {
+    let client =
+        match reqwest::Client::builder().user_agent(concat!("crowsnest-collector/", env!("CARGO_PKG_VERSION"))).build()
+        {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "Cannot build the scrape client; app targets are off.");
+                return;
+            }
+        };
     let statics: Vec<Target> = cfg.targets.iter().filter_map(|t| Target::from_config(t, cfg.interval)).collect();
     let mut running: HashMap<String, (Target, CancellationToken, tokio::task::JoinHandle<()>)> = HashMap::new();
     let mut warned: HashMap<String, String> = HashMap::new();
@@ -182,7 +205,14 @@ pub async fn run_apps(cfg: Arc<CollectorConfig>, outbox: Outbox, metrics: Collec
             }
             tracing::info!(job = %t.job, instance = %t.instance, "Starting app target.");
             let stop = shutdown.child_token();
-            let h = tokio::spawn(run_target(t.clone(), cfg.location.clone(), client.clone(), outbox.clone(), metrics.clone(), stop.clone()));
+            let h = tokio::spawn(run_target(
+                t.clone(),
+                cfg.location.clone(),
+                client.clone(),
+                outbox.clone(),
+                metrics.clone(),
+                stop.clone(),
+            ));
             running.insert(k, (t, stop, h));
         }
         metrics.targets.set(running.len() as i64);

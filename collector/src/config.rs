@@ -13,9 +13,7 @@ use crowsnest_wire::duration::serde_duration;
 use serde::{Deserialize, Serialize};
 
 use crate::error::CollectorError;
-pub use targets::{
-    DiscoveryConfig, HealthSemantics, JsonMetric, MetricsFormat, ProbeConfig, TargetConfig,
-};
+pub use targets::{DiscoveryConfig, HealthSemantics, JsonMetric, MetricsFormat, ProbeConfig, TargetConfig};
 
 /// Collector settings.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -217,16 +215,16 @@ impl CollectorConfig {
 
 /// This host's name: `HOSTNAME`, else `/proc/sys/kernel/hostname`, else `/etc/hostname`.
 pub fn local_hostname() -> String {
-    if let Ok(h) = std::env::var("HOSTNAME") {
-        if !h.trim().is_empty() {
-            return h.trim().to_string();
-        }
+    if let Ok(h) = std::env::var("HOSTNAME")
+        && !h.trim().is_empty()
+    {
+        return h.trim().to_string();
     }
     for p in ["/proc/sys/kernel/hostname", "/etc/hostname"] {
-        if let Ok(h) = std::fs::read_to_string(p) {
-            if !h.trim().is_empty() {
-                return h.trim().to_string();
-            }
+        if let Ok(h) = std::fs::read_to_string(p)
+            && !h.trim().is_empty()
+        {
+            return h.trim().to_string();
         }
     }
     "localhost".into()

@@ -54,7 +54,13 @@ impl ContainerView {
         let ns = c.network_settings.as_ref();
         let mut networks: Vec<(String, String)> = ns
             .and_then(|n| n.networks.as_ref())
-            .map(|m| m.iter().filter_map(|(k, e)| e.ip_address.as_ref().filter(|ip| !ip.is_empty()).map(|ip| (k.clone(), ip.clone()))).collect())
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, e)| {
+                        e.ip_address.as_ref().filter(|ip| !ip.is_empty()).map(|ip| (k.clone(), ip.clone()))
+                    })
+                    .collect()
+            })
             .unwrap_or_default();
         networks.sort();
         let mut published = Vec::new();
@@ -96,7 +102,12 @@ struct Source {
 }
 
 /// Runs one Docker API call with the configured timeout, recording latency and errors.
-async fn call<T, E: std::fmt::Display>(m: &CollectorMetrics, name: &'static str, timeout: Duration, f: impl Future<Output = Result<T, E>>) -> Option<T> {
+async fn call<T, E: std::fmt::Display>(
+    m: &CollectorMetrics,
+    name: &'static str,
+    timeout: Duration,
+    f: impl Future<Output = Result<T, E>>,
+) -> Option<T> {
     let start = Instant::now();
     let r = tokio::time::timeout(timeout, f).await;
     m.docker_api_duration.get_or_create(&vec![("call", name)]).observe(start.elapsed().as_secs_f64());
@@ -116,7 +127,13 @@ async fn call<T, E: std::fmt::Display>(m: &CollectorMetrics, name: &'static str,
 }
 
 /// Runs the Docker loop until `shutdown`. `views` receives every cycle's containers.
-pub async fn run_docker(cfg: Arc<CollectorConfig>, outbox: Outbox, metrics: CollectorMetrics, views: watch::Sender<Vec<ContainerView>>, shutdown: CancellationToken) {
+pub async fn run_docker(
+    cfg: Arc<CollectorConfig>,
+    outbox: Outbox,
+    metrics: CollectorMetrics,
+    views: watch::Sender<Vec<ContainerView>>,
+    shutdown: CancellationToken,
+) {
     let docker = match connect::connect(&cfg.docker) {
         Ok(d) => d,
         Err(e) => {
@@ -126,7 +143,8 @@ pub async fn run_docker(cfg: Arc<CollectorConfig>, outbox: Outbox, metrics: Coll
         }
     };
     let events = EventCounts::default();
-    let ev_task = tokio::spawn(events::follow_events(docker.clone(), events.clone(), metrics.clone(), shutdown.clone()));
+    let ev_task =
+        tokio::spawn(events::follow_events(docker.clone(), events.clone(), metrics.clone(), shutdown.clone()));
     let mut src = Source {
         allowlist: cfg.docker_label_allowlist(),
         cfg: cfg.clone(),
@@ -139,26 +157,35 @@ pub async fn run_docker(cfg: Arc<CollectorConfig>, outbox: Outbox, metrics: Coll
     };
     let mut docker = docker;
     let mut negotiated = false;
+    // Event-triggered cycles are spaced at least this far apart, so an event storm (a crash
+    // loop, a mass restart) cannot turn into a stats storm on dockerd.
+    let min_gap = (cfg.interval / 4).max(Duration::from_secs(1)).min(cfg.interval);
     let mut last: Option<Instant> = None;
+    let mut woken = false;
     loop {
         if !negotiated {
             // Old engines (API 1.41 in Debian's 20.10) reject newer API versions.
-            if let Some(d) = call(&src.metrics, "version", cfg.docker.timeout, docker.clone().negotiate_version()).await {
+            if let Some(d) = call(&src.metrics, "version", cfg.docker.timeout, docker.clone().negotiate_version()).await
+            {
                 docker = d;
                 negotiated = true;
             }
         }
-        if last.is_none_or(|l| l.elapsed() >= Duration::from_secs(1)) {
+        let due = if woken { min_gap } else { cfg.interval };
+        let elapsed = last.map_or(due, |l| l.elapsed());
+        if elapsed >= due {
             last = Some(Instant::now());
+            woken = false;
             src.cycle(&docker).await;
+            continue;
         }
-        let wait = cfg.interval.saturating_sub(last.map_or(Duration::ZERO, |l| l.elapsed()));
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = tokio::time::sleep(wait) => {},
+            _ = tokio::time::sleep(due - elapsed) => {},
             _ = events.wake.notified() => {
                 // Let the event's consequences settle (die -> restart) before looking.
                 tokio::time::sleep(Duration::from_millis(200)).await;
+                woken = true;
             },
         }
     }
@@ -171,7 +198,8 @@ impl Source {
         let now_s = ts as f64 / 1000.0;
         let t = self.cfg.docker.timeout;
         let m = self.metrics.clone();
-        let instance = vec![Label::new("instance", self.cfg.instance.as_str()), Label::new("job", self.cfg.docker.job.as_str())];
+        let instance =
+            vec![Label::new("instance", self.cfg.instance.as_str()), Label::new("job", self.cfg.docker.job.as_str())];
         let opts = ListContainersOptionsBuilder::default().all(self.cfg.docker.include_stopped).build();
         let Some(list) = call(&m, "list", t, docker.list_containers(Some(opts))).await else {
             m.docker_up.set(0);
@@ -183,25 +211,36 @@ impl Source {
         };
         m.docker_up.set(1);
         let ids: Vec<String> = list.iter().filter_map(|c| c.id.clone()).collect();
-        let results: Vec<(String, Option<ContainerInspectResponse>, Option<ContainerStatsResponse>)> = futures::stream::iter(ids.iter().cloned())
-            .map(|id| {
-                let m = m.clone();
-                async move {
-                    let insp = call(&m, "inspect", t, docker.inspect_container(&id, None::<InspectContainerOptions>)).await;
-                    let running = insp.as_ref().and_then(|c| c.state.as_ref()).and_then(|s| s.running).unwrap_or(false);
-                    let stats = if running {
-                        let opts = StatsOptionsBuilder::default().stream(false).one_shot(true).build();
-                        let mut s = docker.stats(&id, Some(opts));
-                        call(&m, "stats", t, async move { s.next().await.unwrap_or_else(|| Err(bollard::errors::Error::DockerStreamError { error: "empty stats stream".into() })) }).await
-                    } else {
-                        None
-                    };
-                    (id, insp, stats)
-                }
-            })
-            .buffer_unordered(self.cfg.docker.concurrency)
-            .collect()
-            .await;
+        let results: Vec<(String, Option<ContainerInspectResponse>, Option<ContainerStatsResponse>)> =
+            futures::stream::iter(ids.iter().cloned())
+                .map(|id| {
+                    let m = m.clone();
+                    async move {
+                        let insp =
+                            call(&m, "inspect", t, docker.inspect_container(&id, None::<InspectContainerOptions>))
+                                .await;
+                        let running =
+                            insp.as_ref().and_then(|c| c.state.as_ref()).and_then(|s| s.running).unwrap_or(false);
+                        let stats = if running {
+                            let opts = StatsOptionsBuilder::default().stream(false).one_shot(true).build();
+                            let mut s = docker.stats(&id, Some(opts));
+                            call(&m, "stats", t, async move {
+                                s.next().await.unwrap_or_else(|| {
+                                    Err(bollard::errors::Error::DockerStreamError {
+                                        error: "empty stats stream".into(),
+                                    })
+                                })
+                            })
+                            .await
+                        } else {
+                            None
+                        };
+                        (id, insp, stats)
+                    }
+                })
+                .buffer_unordered(self.cfg.docker.concurrency)
+                .collect()
+                .await;
         let mut batch = Batch::new();
         batch.push("crowsnest_collector_docker_up", &instance, ts, 1.0);
         let mut views = Vec::new();
@@ -210,7 +249,7 @@ impl Source {
             let who = Identity { instance: &self.cfg.instance, job: &self.cfg.docker.job, allowlist: &self.allowlist };
             let base = lifecycle::base_labels(&c, &who);
             let mut b = Batch::new();
-            lifecycle::push_lifecycle(&c, &base, ts, now_s, &mut b);
+            lifecycle::push_lifecycle(&c, &base, ts, now_s, self.events.last_exit(&id), &mut b);
             for (action, n) in self.events.counts(&id) {
                 let mut l = base.clone();
                 l.push(Label::new("action", action));
@@ -221,7 +260,9 @@ impl Source {
                 stats::push_stats(s, &base, ts, &mut b);
                 let (cpu_ns, rx, tx) = stats::counters(s);
                 let started = c.state.as_ref().and_then(|s| s.started_at.clone()).unwrap_or_default();
-                let r = self.rates.observe(&id, CounterSample { at_ms: ts, started_at: started, cpu_ns, rx_bytes: rx, tx_bytes: tx });
+                let r = self
+                    .rates
+                    .observe(&id, CounterSample { at_ms: ts, started_at: started, cpu_ns, rx_bytes: rx, tx_bytes: tx });
                 let pairs = [
                     ("crowsnest_container_cpu_usage_cores", r.cpu_cores),
                     ("crowsnest_container_network_receive_bytes_per_second", r.rx_bytes_per_sec),

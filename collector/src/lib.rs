@@ -30,7 +30,12 @@ use crate::shipper::{Outbox, run_shipper};
 /// Runs the collector until `shutdown` is cancelled. `ready` turns true once the queue is open
 /// and the loops are started. Returns an error only when it cannot start (bad config, queue
 /// directory unusable); collection failures become series and counters.
-pub async fn run(config: CollectorConfig, registry: SharedRegistry, ready: Readiness, shutdown: CancellationToken) -> Result<(), CollectorError> {
+pub async fn run(
+    config: CollectorConfig,
+    registry: SharedRegistry,
+    ready: Readiness,
+    shutdown: CancellationToken,
+) -> Result<(), CollectorError> {
     config.validate()?;
     let metrics = CollectorMetrics::register(&registry);
     let dir = config.queue.dir.clone();

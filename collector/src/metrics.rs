@@ -57,19 +57,51 @@ impl CollectorMetrics {
         let mut r = registry.lock().unwrap_or_else(|e| e.into_inner());
         let p = "crowsnest_collector_";
         r.register(format!("{p}samples_sent"), "Samples the remote_write receiver accepted.", m.samples_sent.clone());
-        r.register(format!("{p}samples_failed"), "Samples in write requests that failed and will be retried.", m.samples_failed.clone());
-        r.register(format!("{p}samples_dropped"), "Samples dropped, by reason (queue_full, rejected, encode).", m.samples_dropped.clone());
-        r.register(format!("{p}remote_write_requests"), "remote_write requests by result.", m.remote_write_requests.clone());
+        r.register(
+            format!("{p}samples_failed"),
+            "Samples in write requests that failed and will be retried.",
+            m.samples_failed.clone(),
+        );
+        r.register(
+            format!("{p}samples_dropped"),
+            "Samples dropped, by reason (queue_full, rejected, encode).",
+            m.samples_dropped.clone(),
+        );
+        r.register(
+            format!("{p}remote_write_requests"),
+            "remote_write requests by result.",
+            m.remote_write_requests.clone(),
+        );
         r.register(format!("{p}queue_records"), "Write requests waiting in the disk queue.", m.queue_records.clone());
         r.register(format!("{p}queue_bytes"), "Bytes of the disk queue's segment files.", m.queue_bytes.clone());
         r.register(format!("{p}queue_samples"), "Samples waiting in the disk queue.", m.queue_samples.clone());
-        r.register(format!("{p}collections"), "Collections (docker cycles, probes, scrapes) by kind and result.", m.collections.clone());
+        r.register(
+            format!("{p}collections"),
+            "Collections (docker cycles, probes, scrapes) by kind and result.",
+            m.collections.clone(),
+        );
         r.register(format!("{p}docker_up"), "1 when the Docker Engine answered the last call.", m.docker_up.clone());
-        r.register(format!("{p}docker_api_duration_seconds"), "Docker Engine API call latency by call.", m.docker_api_duration.clone());
-        r.register(format!("{p}docker_api_errors"), "Docker Engine API calls that failed or timed out, by call.", m.docker_api_errors.clone());
-        r.register(format!("{p}docker_events"), "Container events received from the Docker Engine.", m.docker_events.clone());
+        r.register(
+            format!("{p}docker_api_duration_seconds"),
+            "Docker Engine API call latency by call.",
+            m.docker_api_duration.clone(),
+        );
+        r.register(
+            format!("{p}docker_api_errors"),
+            "Docker Engine API calls that failed or timed out, by call.",
+            m.docker_api_errors.clone(),
+        );
+        r.register(
+            format!("{p}docker_events"),
+            "Container events received from the Docker Engine.",
+            m.docker_events.clone(),
+        );
         r.register(format!("{p}containers"), "Containers seen in the last Docker cycle.", m.containers.clone());
-        r.register(format!("{p}targets"), "App targets (static and discovered) being probed or scraped.", m.targets.clone());
+        r.register(
+            format!("{p}targets"),
+            "App targets (static and discovered) being probed or scraped.",
+            m.targets.clone(),
+        );
         m
     }
 

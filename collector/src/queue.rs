@@ -88,7 +88,8 @@ fn scan(data: &[u8]) -> (Vec<RecordMeta>, u64) {
     let mut recs = Vec::new();
     let mut off = 0usize;
     while off + HEADER <= data.len() {
-        let word = |i: usize| u32::from_le_bytes([data[off + i], data[off + i + 1], data[off + i + 2], data[off + i + 3]]);
+        let word =
+            |i: usize| u32::from_le_bytes([data[off + i], data[off + i + 1], data[off + i + 2], data[off + i + 3]]);
         let (len, samples, sum) = (word(0), word(4), word(8));
         let end = off + HEADER + len as usize;
         if len as usize > MAX_RECORD || end > data.len() || crc(samples, &data[off + HEADER..end]) != sum {
@@ -142,11 +143,11 @@ impl DiskQueue {
             while q.segments.front().is_some_and(|s| s.id < cseg) {
                 q.remove_front()?;
             }
-            if let Some(front) = q.segments.front() {
-                if front.id == cseg {
-                    let index = front.records.iter().position(|r| r.offset >= coff).unwrap_or(front.records.len());
-                    q.read = RecordPos { segment: cseg, index };
-                }
+            if let Some(front) = q.segments.front()
+                && front.id == cseg
+            {
+                let index = front.records.iter().position(|r| r.offset >= coff).unwrap_or(front.records.len());
+                q.read = RecordPos { segment: cseg, index };
             }
         }
         if q.segments.front().is_none_or(|s| s.id != q.read.segment) {
@@ -227,7 +228,13 @@ impl DiskQueue {
     pub fn pending_records(&self) -> usize {
         self.segments
             .iter()
-            .map(|s| if s.id == self.read.segment { s.records.len().saturating_sub(self.read.index) } else { s.records.len() })
+            .map(|s| {
+                if s.id == self.read.segment {
+                    s.records.len().saturating_sub(self.read.index)
+                } else {
+                    s.records.len()
+                }
+            })
             .sum()
     }
 
@@ -263,10 +270,10 @@ impl DiskQueue {
         let skip = if front.id == self.read.segment { self.read.index } else { 0 };
         let lost: u64 = front.records.iter().skip(skip).map(|r| r.samples as u64).sum();
         self.remove_front()?;
-        if let Some(next) = self.segments.front() {
-            if self.read.segment < next.id {
-                self.read = RecordPos { segment: next.id, index: 0 };
-            }
+        if let Some(next) = self.segments.front()
+            && self.read.segment < next.id
+        {
+            self.read = RecordPos { segment: next.id, index: 0 };
         }
         self.write_cursor()?;
         Ok(lost)
@@ -348,7 +355,10 @@ mod tests {
         assert_eq!(got[0], b"record-30");
         assert_eq!(got[69], b"record-99");
         // Consumed segments are deleted; only the head is left.
-        let segs = fs::read_dir(dir.path()).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "seg")).count();
+        let segs = fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "seg"))
+            .count();
         assert_eq!(segs, 1);
     }
 

@@ -60,7 +60,11 @@ impl RemoteWriteClient {
         match req.send().await {
             Ok(resp) => {
                 let status = resp.status();
-                let after = resp.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
+                let after = resp
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(parse_retry_after);
                 if status.is_success() {
                     SendOutcome::Delivered
                 } else if status.as_u16() == 429 {
@@ -75,7 +79,10 @@ impl RemoteWriteClient {
             }
             Err(e) => {
                 tracing::debug!(error = %e, "remote_write request failed.");
-                SendOutcome::Retry { result: if e.is_timeout() { "retry_timeout" } else { "retry_network" }, after: None }
+                SendOutcome::Retry {
+                    result: if e.is_timeout() { "retry_timeout" } else { "retry_network" },
+                    after: None,
+                }
             }
         }
     }

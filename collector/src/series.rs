@@ -88,10 +88,7 @@ impl Staleness {
 
 /// Milliseconds since the Unix epoch now.
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// Sanitises a Docker label key into a Prometheus label name the way cAdvisor does

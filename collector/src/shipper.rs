@@ -29,7 +29,12 @@ pub struct Outbox {
 
 impl Outbox {
     pub fn new(queue: DiskQueue, metrics: CollectorMetrics, max_samples: usize) -> Self {
-        let o = Outbox { queue: Arc::new(Mutex::new(queue)), notify: Arc::new(Notify::new()), metrics, max_samples: max_samples.max(1) };
+        let o = Outbox {
+            queue: Arc::new(Mutex::new(queue)),
+            notify: Arc::new(Notify::new()),
+            metrics,
+            max_samples: max_samples.max(1),
+        };
         o.update_gauges();
         o
     }
@@ -99,7 +104,12 @@ impl Outbox {
 }
 
 /// Sends queued records until `shutdown`. Records stay on disk when it stops.
-pub async fn run_shipper(outbox: Outbox, cfg: RemoteWriteConfig, client: RemoteWriteClient, shutdown: CancellationToken) {
+pub async fn run_shipper(
+    outbox: Outbox,
+    cfg: RemoteWriteConfig,
+    client: RemoteWriteClient,
+    shutdown: CancellationToken,
+) {
     let mut backoff = Backoff::new(cfg.min_backoff, cfg.max_backoff);
     let m = outbox.metrics.clone();
     loop {

@@ -16,6 +16,7 @@
 
 mod aggregate;
 mod binary;
+mod labelhash;
 pub mod selector;
 mod subquery;
 

@@ -105,3 +105,22 @@ fn native_samples_for_rule_evaluation() {
     assert_eq!(got[0].0.get("job"), Some("b"));
     assert_eq!(got[0].1, 20.0);
 }
+
+/// Found by the differential test against Prometheus: in a range query, `a > x or a < y` takes
+/// the same series from the left at some steps and from the right at others; it must come back
+/// as one series (Prometheus accumulates range output by label set), also inside a subquery.
+#[test]
+fn or_over_a_range_merges_the_same_series_from_both_sides() {
+    let e = Engine::default();
+    let t = CancellationToken::new();
+    let q = "requests_total{job=\"a\"} > 40 or requests_total{job=\"a\"} < 20";
+    let out = e.range(&storage(), q, 0, 900_000, 60_000, &t).unwrap();
+    let QueryData::Matrix(m) = out.data else { panic!("not a matrix") };
+    assert_eq!(m.len(), 1, "{m:?}");
+    assert_eq!(m[0].values.iter().map(|p| p.t / 60_000).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4, 11, 12, 13, 14, 15]);
+    let sq = format!("count_over_time(({q})[15m:1m])");
+    let out = e.instant(&storage(), &sq, 900_000, &t).unwrap();
+    let QueryData::Vector(v) = out.data else { panic!("not a vector") };
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!(v[0].value.v, 9.0);
+}

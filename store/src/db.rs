@@ -6,7 +6,7 @@
 //! - `head.rs` (sharded in-memory series, out-of-order merge), `index.rs` (label encoding and
 //!   postings), `persist.rs` (the sled trees), `wal.rs` (write-ahead log, group commit);
 //! - `engine.rs` (open and WAL replay), `ingest.rs`, `query.rs`, `maintain.rs` (checkpoints,
-//!   retention, disk gauges), `metrics.rs` (every exported metric, documented there).
+//!   retention, disk gauges), `compact.rs` (merging chunks into blocks), `fsck.rs` (consistency check), `metrics.rs` (every exported metric, documented there).
 //!
 //! # Durability guarantee
 //!
@@ -31,7 +31,9 @@
 
 pub mod bits;
 pub mod chunk;
+mod compact;
 mod engine;
+mod fsck;
 pub mod head;
 pub mod index;
 mod ingest;
@@ -59,7 +61,9 @@ use parking_lot::Mutex;
 
 use crate::config::StoreConfig;
 use crate::error::StoreError;
+pub use compact::CompactReport;
 use engine::Engine;
+pub use fsck::FsckReport;
 pub use maintain::RetentionReport;
 
 /// A series' id: stable for the life of the data directory.
@@ -265,9 +269,18 @@ impl Db {
     }
 
     /// Writes everything held in memory to disk (used on shutdown and by benchmarks): closes
-    /// every head chunk into a stored chunk, flushes sled and truncates the WAL.
+    /// every head chunk into a stored chunk, flushes sled and truncates the WAL, then compacts
+    /// every window (so bytes per sample can be measured right after).
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.engine.checkpoint(true)
+        self.engine.checkpoint(true)?;
+        self.engine.compact(i64::MAX)?;
+        self.engine.checkpoint(false)
+    }
+
+    /// Merges each series' chunks per aligned window into bigger blocks, for windows that can no
+    /// longer change (the maintenance thread runs this every `retention_interval`).
+    pub fn compact(&self) -> Result<CompactReport, StoreError> {
+        self.engine.compact(self.engine.compaction_horizon())
     }
 
     /// A checkpoint without closing active heads (what the maintenance thread runs).
@@ -283,6 +296,12 @@ impl Db {
     /// Engine counters for benchmarks and diagnostics (bytes per sample, RSS per series).
     pub fn stats(&self) -> StoreStats {
         self.engine.stats()
+    }
+
+    /// Walks every stored chunk, series row, postings row and head snapshot and reports
+    /// inconsistencies (read-only; for `crowsnest` tooling and tests).
+    pub fn fsck(&self) -> Result<FsckReport, StoreError> {
+        self.engine.fsck()
     }
 
     /// Bytes used on disk (sled and WAL); also refreshes `crowsnest_store_disk_bytes`.

@@ -61,7 +61,12 @@ impl ApiState {
     pub fn new(db: Arc<Db>, registry: &SharedRegistry) -> ApiState {
         let config = db.config().clone();
         let q = &config.query;
-        let engine = Engine::new(EngineOptions { lookback_delta_ms: q.lookback_delta.as_millis() as i64, max_samples: q.max_samples, timeout: q.timeout, ..EngineOptions::default() });
+        let engine = Engine::new(EngineOptions {
+            lookback_delta_ms: q.lookback_delta.as_millis() as i64,
+            max_samples: q.max_samples,
+            timeout: q.timeout,
+            ..EngineOptions::default()
+        });
         ApiState {
             query_slots: Arc::new(Semaphore::new(q.max_concurrent)),
             engine: Arc::new(engine),
@@ -90,9 +95,14 @@ pub struct HttpMetrics {
 
 impl HttpMetrics {
     fn register(registry: &SharedRegistry) -> HttpMetrics {
-        let durations: Family<HandlerLabels, Histogram, fn() -> Histogram> = Family::new_with_constructor(new_duration_histogram);
+        let durations: Family<HandlerLabels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(new_duration_histogram);
         let mut reg = registry.lock().unwrap_or_else(|e| e.into_inner());
-        reg.register("crowsnest_store_http_request_duration_seconds", "Time spent serving store API requests, by handler", durations.clone());
+        reg.register(
+            "crowsnest_store_http_request_duration_seconds",
+            "Time spent serving store API requests, by handler",
+            durations.clone(),
+        );
         HttpMetrics { durations }
     }
 }
@@ -128,7 +138,11 @@ pub(crate) fn success<T: Serialize>(data: T, warnings: Vec<String>, infos: Vec<S
 }
 
 async fn track_duration(State(m): State<HttpMetrics>, req: Request, next: Next) -> Response {
-    let handler = req.extensions().get::<MatchedPath>().map(|p| p.as_str().trim_start_matches("/api/v1/").to_string()).unwrap_or_else(|| "other".to_string());
+    let handler = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().trim_start_matches("/api/v1/").to_string())
+        .unwrap_or_else(|| "other".to_string());
     let start = Instant::now();
     let resp = next.run(req).await;
     m.durations.get_or_create(&HandlerLabels { handler }).observe(start.elapsed().as_secs_f64());
@@ -138,11 +152,15 @@ async fn track_duration(State(m): State<HttpMetrics>, req: Request, next: Next) 
 /// Prometheus' CORS behaviour with the default origin regexp `.*`.
 async fn cors(req: Request, next: Next) -> Response {
     let has_origin = req.headers().contains_key(header::ORIGIN);
-    let mut resp = if req.method() == Method::OPTIONS { StatusCode::NO_CONTENT.into_response() } else { next.run(req).await };
+    let mut resp =
+        if req.method() == Method::OPTIONS { StatusCode::NO_CONTENT.into_response() } else { next.run(req).await };
     let h = resp.headers_mut();
     h.append(header::VARY, HeaderValue::from_static("Origin"));
     if has_origin {
-        h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("Accept, Authorization, Content-Type, Origin"));
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("Accept, Authorization, Content-Type, Origin"),
+        );
         h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, OPTIONS"));
         h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("Date"));
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));

@@ -74,13 +74,20 @@ impl ImportSummary {
     pub fn problems(&self) -> String {
         let mut parts = Vec::new();
         if !self.line_errors.is_empty() {
-            parts.push(format!("{} bad lines: {}", self.line_errors.len(), list(self.line_errors.iter().map(ToString::to_string), self.line_errors.len())));
+            parts.push(format!(
+                "{} bad lines: {}",
+                self.line_errors.len(),
+                list(self.line_errors.iter().map(ToString::to_string), self.line_errors.len())
+            ));
         }
         if !self.rejected.is_empty() {
             parts.push(describe_rejections(&self.rejected));
         }
         if !self.refused_batches.is_empty() {
-            parts.push(format!("refused batches: {}", list(self.refused_batches.iter().cloned(), self.refused_batches.len())));
+            parts.push(format!(
+                "refused batches: {}",
+                list(self.refused_batches.iter().cloned(), self.refused_batches.len())
+            ));
         }
         parts.join("; ")
     }
@@ -98,7 +105,11 @@ fn list(items: impl Iterator<Item = String>, total: usize) -> String {
 pub fn describe_rejections(rejected: &[Rejection]) -> String {
     let samples: u64 = rejected.iter().map(|r| r.samples).sum();
     let items = rejected.iter().map(|r| {
-        if r.detail.is_empty() { format!("{} ({})", r.series, r.reason.as_str()) } else { format!("{} ({}: {})", r.series, r.reason.as_str(), r.detail) }
+        if r.detail.is_empty() {
+            format!("{} ({})", r.series, r.reason.as_str())
+        } else {
+            format!("{} ({}: {})", r.series, r.reason.as_str(), r.detail)
+        }
     });
     format!("{samples} samples of {} series rejected: {}", rejected.len(), list(items, rejected.len()))
 }
@@ -145,7 +156,13 @@ pub fn batches(series: Vec<TimeSeries>, max_samples: usize) -> Vec<Vec<TimeSerie
 
 /// Parses `text` and appends what parses (blocking). `line_offset` is added to reported line
 /// numbers when `text` is one chunk of a larger file.
-pub fn import_text(db: &Db, text: &str, format: Format, now_ms: i64, line_offset: usize) -> Result<ImportSummary, StoreError> {
+pub fn import_text(
+    db: &Db,
+    text: &str,
+    format: Format,
+    now_ms: i64,
+    line_offset: usize,
+) -> Result<ImportSummary, StoreError> {
     let mut parsed = exposition::parse(text, format);
     for e in &mut parsed.errors {
         e.line += line_offset;
@@ -153,7 +170,8 @@ pub fn import_text(db: &Db, text: &str, format: Format, now_ms: i64, line_offset
     if !parsed.metadata.is_empty() {
         db.append_metadata(parsed.metadata);
     }
-    let mut summary = ImportSummary { samples: parsed.samples.len() as u64, line_errors: parsed.errors, ..Default::default() };
+    let mut summary =
+        ImportSummary { samples: parsed.samples.len() as u64, line_errors: parsed.errors, ..Default::default() };
     let series = group_samples(parsed.samples, now_ms);
     summary.series = series.len() as u64;
     for batch in batches(series, BATCH_SAMPLES) {

@@ -93,11 +93,18 @@ mod tests {
     async fn opens_serves_and_shuts_down() {
         let dir = tempfile::tempdir().unwrap();
         let reg = crowsnest_wire::ops::new_registry();
-        let svc = StoreService::open(StoreConfig { data_dir: dir.path().to_path_buf(), ..Default::default() }, &reg).unwrap();
-        let r = svc.router().oneshot(Request::get("/api/v1/status/buildinfo").body(Body::empty()).unwrap()).await.unwrap();
+        let svc =
+            StoreService::open(StoreConfig { data_dir: dir.path().to_path_buf(), ..Default::default() }, &reg).unwrap();
+        let r =
+            svc.router().oneshot(Request::get("/api/v1/status/buildinfo").body(Body::empty()).unwrap()).await.unwrap();
         assert_eq!(r.status(), 200);
         let text = crowsnest_wire::ops::encode_metrics(&reg);
-        assert!(text.contains("crowsnest_store_http_request_duration_seconds_bucket{le=\"0.001\",handler=\"status/buildinfo\"}"), "{text}");
+        assert!(
+            text.contains(
+                "crowsnest_store_http_request_duration_seconds_bucket{le=\"0.001\",handler=\"status/buildinfo\"}"
+            ),
+            "{text}"
+        );
         assert!(Arc::ptr_eq(&svc.db(), &svc.db));
         tokio::time::timeout(Duration::from_secs(10), svc.shutdown()).await.unwrap();
     }

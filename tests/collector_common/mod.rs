@@ -64,13 +64,19 @@ impl Receiver {
 }
 
 fn matches(ts: &TimeSeries, name: &str, want: &[(&str, &str)]) -> bool {
-    ts.labels.iter().any(|l| l.name == "__name__" && l.value == name) && want.iter().all(|(k, v)| ts.labels.iter().any(|l| l.name == *k && l.value == *v))
+    ts.labels.iter().any(|l| l.name == "__name__" && l.value == name)
+        && want.iter().all(|(k, v)| ts.labels.iter().any(|l| l.name == *k && l.value == *v))
 }
 
 /// All (timestamp, value) samples of series named `name` carrying `labels`, sorted by time.
 pub fn samples(data: &Shared, name: &str, labels: &[(&str, &str)]) -> Vec<(i64, f64)> {
     let g = data.lock().unwrap();
-    let mut v: Vec<(i64, f64)> = g.series.iter().filter(|t| matches(t, name, labels)).flat_map(|t| t.samples.iter().map(|s| (s.timestamp, s.value))).collect();
+    let mut v: Vec<(i64, f64)> = g
+        .series
+        .iter()
+        .filter(|t| matches(t, name, labels))
+        .flat_map(|t| t.samples.iter().map(|s| (s.timestamp, s.value)))
+        .collect();
     v.sort_by_key(|x| x.0);
     v
 }

@@ -183,7 +183,9 @@ fn probe(fx: &mut Fixture, job: &str, target: &str, location: &str, ok: bool, re
     fx.gauge("probe_duration_seconds", &l, if ok { 0.12 } else { 5.0 });
     fx.gauge("probe_http_status_code", &l, if ok { 200.0 } else { 0.0 });
     if ok {
-        for (phase, v) in [("resolve", 0.001), ("connect", 0.01), ("tls", 0.03), ("processing", 0.07), ("transfer", 0.009)] {
+        for (phase, v) in
+            [("resolve", 0.001), ("connect", 0.01), ("tls", 0.03), ("processing", 0.07), ("transfer", 0.009)]
+        {
             let mut p = l.clone();
             p.push(("phase", phase));
             fx.gauge("probe_http_duration_seconds", &p, v);
@@ -202,7 +204,13 @@ fn probe(fx: &mut Fixture, job: &str, target: &str, location: &str, ok: bool, re
 }
 
 fn alerting(fx: &mut Fixture) {
-    let firing = [("alertname", "ContainerUnhealthy"), ("severity", "critical"), ("instance", "h1"), ("job", "docker"), ("name", "db")];
+    let firing = [
+        ("alertname", "ContainerUnhealthy"),
+        ("severity", "critical"),
+        ("instance", "h1"),
+        ("job", "docker"),
+        ("name", "db"),
+    ];
     let pending = [("alertname", "ProbeFailed"), ("severity", "warning"), ("instance", "web:8080"), ("job", "web")];
     let since = (fx.end_ms / 1000 - 900) as f64;
     for (labels, state) in [(&firing[..], "firing"), (&pending[..], "pending")] {
@@ -212,12 +220,21 @@ fn alerting(fx: &mut Fixture) {
         fx.gauge("ALERTS", &l, 1.0);
     }
     let al = [("job", "crowsnest"), ("instance", "crowsnest:9300")];
+    // alerter/src/notify/metrics.rs: attempts by receiver and integration; failures for good by
+    // receiver, integration and reason.
     for (integration, sent, failed) in [("slack", 0.02, 0.01), ("email", 0.01, 0.0)] {
         let mut l = al.to_vec();
+        l.push(("receiver", "team"));
         l.push(("integration", integration));
         fx.counter("crowsnest_alerter_notifications_total", &l, 10.0, sent);
+        l.push(("reason", "status"));
         fx.counter("crowsnest_alerter_notifications_failed_total", &l, 1.0, failed);
     }
+    // alerter/src/eval/metrics.rs: Prometheus' rule-manager names, `rule_group` = "<file>;<group>".
+    let g = [al[0], al[1], ("rule_group", "/etc/crowsnest/rules/crowsnest.yml;containers")];
+    fx.counter("prometheus_rule_evaluations_total", &g, 100.0, 1.0 / 15.0);
+    fx.counter("prometheus_rule_evaluation_failures_total", &g, 1.0, 0.01);
+    fx.gauge("prometheus_rule_group_last_duration_seconds", &g, 0.004);
 }
 
 fn store_and_collector(fx: &mut Fixture) {
@@ -230,7 +247,12 @@ fn store_and_collector(fx: &mut Fixture) {
     fx.gauge("crowsnest_store_wal_bytes", &s, 2e7);
     fx.histogram("crowsnest_store_wal_fsync_duration_seconds", &s, 2.0, 0.01);
     for (handler, per_sec, hit) in [("write", 2.0, 0.01), ("query", 1.0, 0.1), ("query_range", 0.5, 1.0)] {
-        fx.histogram("crowsnest_store_http_request_duration_seconds", &[s[0], s[1], ("handler", handler)], per_sec, hit);
+        fx.histogram(
+            "crowsnest_store_http_request_duration_seconds",
+            &[s[0], s[1], ("handler", handler)],
+            per_sec,
+            hit,
+        );
     }
     for host in ["h1", "h2"] {
         let c = [("job", "crowsnest-collector"), ("instance", host)];
@@ -266,7 +288,11 @@ pub fn build(end_ms: i64) -> Fixture {
     container(&mut fx, &running("h2", "api", "api", "none", (200_000.0, 512e6, 0.0), false));
     container(
         &mut fx,
-        &Container { state: "exited", oom_killed: true, ..running("h2", "worker", "worker", "none", (0.0, 64e6, 0.0), false) },
+        &Container {
+            state: "exited",
+            oom_killed: true,
+            ..running("h2", "worker", "worker", "none", (0.0, 64e6, 0.0), false)
+        },
     );
     for loc in ["h1", "h2"] {
         probe(&mut fx, "api", "api.example.com:443", loc, true, "");

@@ -94,7 +94,11 @@ pub fn variables(d: &Value) -> Vec<&Value> {
 
 /// A variable's query string (new object form `{query: ...}` or the older plain string).
 pub fn variable_query(v: &Value) -> Option<&str> {
-    v["query"].as_str().or_else(|| v["query"]["query"].as_str()).or_else(|| v["definition"].as_str()).filter(|q| !q.trim().is_empty())
+    v["query"]
+        .as_str()
+        .or_else(|| v["query"]["query"].as_str())
+        .or_else(|| v["definition"].as_str())
+        .filter(|q| !q.trim().is_empty())
 }
 
 fn ds_uid(v: &Value) -> Option<&str> {
@@ -172,7 +176,9 @@ pub fn check_structure(d: &Dashboard) -> Vec<String> {
                 errs.push(format!("{f}: variable {name} has no query"));
             }
             if v["includeAll"] == true && v["allValue"].as_str().is_none() {
-                errs.push(format!("{f}: variable {name} includes All but sets no allValue (Grafana would send a huge alternation)"));
+                errs.push(format!(
+                    "{f}: variable {name} includes All but sets no allValue (Grafana would send a huge alternation)"
+                ));
             }
         }
     }
@@ -210,7 +216,8 @@ pub fn expressions(d: &Dashboard) -> Vec<Expression> {
         for t in p["targets"].as_array().into_iter().flatten() {
             let Some(expr) = t["expr"].as_str() else { continue };
             let kind = if t["instant"] == true && t["range"] != true { Kind::Instant } else { Kind::Range };
-            let place = format!("panel {:?} {}", p["title"].as_str().unwrap_or("?"), t["refId"].as_str().unwrap_or("?"));
+            let place =
+                format!("panel {:?} {}", p["title"].as_str().unwrap_or("?"), t["refId"].as_str().unwrap_or("?"));
             out.push(Expression { dashboard: d.file.clone(), place, raw: expr.to_string(), kind });
         }
     }
@@ -301,7 +308,11 @@ mod tests {
     #[test]
     fn fills_every_variable_form() {
         let vars: BTreeSet<String> = ["host".to_string(), "job".to_string()].into();
-        let got = fill(r#"rate(x{instance=~"$host",job=~"${job}",a=~"[[host]]",b=~"${host:regex}"}[$__rate_interval])"#, &vars).unwrap();
+        let got = fill(
+            r#"rate(x{instance=~"$host",job=~"${job}",a=~"[[host]]",b=~"${host:regex}"}[$__rate_interval])"#,
+            &vars,
+        )
+        .unwrap();
         assert_eq!(got, r#"rate(x{instance=~".*",job=~".*",a=~".*",b=~".*"}[1m])"#);
         assert_eq!(fill("x[$nope]", &vars).unwrap_err(), vec!["nope".to_string()]);
     }

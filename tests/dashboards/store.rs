@@ -51,10 +51,10 @@ impl Store {
             if let Ok(Some(status)) = store.child.try_wait() {
                 panic!("crowsnest store exited early with {status}");
             }
-            if let Ok(r) = store.http.get(format!("{}/ready", store.base)).send().await {
-                if r.status().is_success() {
-                    return store;
-                }
+            if let Ok(r) = store.http.get(format!("{}/ready", store.base)).send().await
+                && r.status().is_success()
+            {
+                return store;
             }
             assert!(Instant::now() < deadline, "crowsnest store not ready within 30s");
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -80,11 +80,21 @@ impl Store {
 
     /// GET `path` with `params`; returns the JSON envelope's `data`, or the error text.
     pub async fn api(&self, path: &str, params: &[(&str, String)]) -> Result<Value, String> {
-        let r = self.http.get(format!("{}{path}", self.base)).query(params).send().await.map_err(|e| format!("request: {e}"))?;
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .query(params)
+            .send()
+            .await
+            .map_err(|e| format!("request: {e}"))?;
         let status = r.status();
         let body: Value = r.json().await.map_err(|e| format!("{status}, body is not JSON: {e}"))?;
         if body["status"] != "success" {
-            return Err(format!("{status} {}: {}", body["errorType"].as_str().unwrap_or("?"), body["error"].as_str().unwrap_or("?")));
+            return Err(format!(
+                "{status} {}: {}",
+                body["errorType"].as_str().unwrap_or("?"),
+                body["error"].as_str().unwrap_or("?")
+            ));
         }
         Ok(body["data"].clone())
     }

@@ -19,7 +19,13 @@ pub fn in_ci() -> bool {
 /// Returns true if `program` is on PATH. If not: panics under CI, else prints a loud SKIP and
 /// returns false so the caller can `return`.
 pub fn require_program(program: &str, test: &str) -> bool {
-    let found = Command::new("sh").arg("-c").arg(format!("command -v {program}")).stdout(Stdio::null()).status().map(|s| s.success()).unwrap_or(false);
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {program}"))
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
     if !found {
         if in_ci() {
             panic!("{test}: required program `{program}` is missing in CI");
@@ -31,7 +37,13 @@ pub fn require_program(program: &str, test: &str) -> bool {
 
 /// Returns true if a Docker Engine answers. Same skip/fail rule as [`require_program`].
 pub fn require_docker(test: &str) -> bool {
-    let ok = Command::new("docker").args(["version", "--format", "{{.Server.Version}}"]).stdout(Stdio::null()).stderr(Stdio::null()).status().map(|s| s.success()).unwrap_or(false);
+    let ok = Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
     if !ok {
         if in_ci() {
             panic!("{test}: no Docker Engine reachable in CI");
@@ -177,7 +189,12 @@ pub fn urlencode(s: &str) -> String {
 }
 
 /// A raw HTTP/1.1 request with `Connection: close`; handles chunked and content-length bodies.
-pub fn http_request(method: &str, url: &str, body: Option<&[u8]>, headers: &[(&str, &str)]) -> std::io::Result<(u16, String)> {
+pub fn http_request(
+    method: &str,
+    url: &str,
+    body: Option<&[u8]>,
+    headers: &[(&str, &str)],
+) -> std::io::Result<(u16, String)> {
     use std::io::{Read, Write};
     let rest = url.strip_prefix("http://").ok_or_else(|| std::io::Error::other("only http:// URLs"))?;
     let (hostport, path) = match rest.find('/') {
@@ -203,7 +220,9 @@ pub fn http_request(method: &str, url: &str, body: Option<&[u8]>, headers: &[(&s
     let text = String::from_utf8_lossy(&raw).to_string();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status: u16 = head.split_whitespace().nth(1).and_then(|x| x.parse().ok()).unwrap_or(0);
-    let chunked = head.lines().any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding:") && l.to_ascii_lowercase().contains("chunked"));
+    let chunked = head.lines().any(|l| {
+        l.to_ascii_lowercase().starts_with("transfer-encoding:") && l.to_ascii_lowercase().contains("chunked")
+    });
     let body = if chunked { dechunk(body) } else { body.to_string() };
     Ok((status, body))
 }
@@ -224,7 +243,8 @@ fn dechunk(mut s: &str) -> String {
 /// Runs an instant query against a Prometheus-compatible base URL; returns the parsed JSON.
 pub fn query(base: &str, promql: &str) -> serde_json::Value {
     let (status, body) = http_post_form(&format!("{base}/api/v1/query"), &[("query", promql)]).expect("query request");
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("bad JSON ({status}) {e}: {body}"));
+    let v: serde_json::Value =
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("bad JSON ({status}) {e}: {body}"));
     v
 }
 
@@ -239,11 +259,20 @@ pub fn query_vector(base: &str, promql: &str) -> Vec<serde_json::Value> {
 /// Returns the image name.
 pub fn busybox_image() -> String {
     const IMAGE: &str = "crowsnest-test-busybox:latest";
-    let exists = Command::new("docker").args(["image", "inspect", IMAGE]).stdout(Stdio::null()).stderr(Stdio::null()).status().map(|s| s.success()).unwrap_or(false);
+    let exists = Command::new("docker")
+        .args(["image", "inspect", IMAGE])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
     if exists {
         return IMAGE.to_string();
     }
-    let busybox = ["/bin/busybox", "/usr/bin/busybox"].into_iter().find(|p| Path::new(p).exists()).expect("busybox-static is installed");
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("busybox-static is installed");
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("root");
     for d in ["bin", "etc", "tmp", "www", "proc", "sys", "dev"] {
@@ -258,7 +287,14 @@ pub fn busybox_image() -> String {
     );
     let ok = Command::new("sh").arg("-c").arg(&script).status().map(|s| s.success()).unwrap_or(false);
     assert!(ok, "building busybox rootfs failed");
-    let ok = Command::new("docker").args(["import", "--change", "CMD [\"/bin/sh\"]"]).arg(dir.path().join("rootfs.tar")).arg(IMAGE).stdout(Stdio::null()).status().map(|s| s.success()).unwrap_or(false);
+    let ok = Command::new("docker")
+        .args(["import", "--change", "CMD [\"/bin/sh\"]"])
+        .arg(dir.path().join("rootfs.tar"))
+        .arg(IMAGE)
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
     assert!(ok, "docker import failed");
     IMAGE.to_string()
 }

@@ -35,8 +35,13 @@ fn groups() -> Arc<Vec<Arc<GroupRuntime>>> {
     let rt = GroupRuntime::new(g);
     {
         let mut st = rt.status.lock();
-        let el = Element { labels: BTreeMap::from([("alertname".into(), "A".into())]), annotations: BTreeMap::new(), value: 1234.0 };
-        st.rules[0].alerts = step(&Default::default(), vec![el], 1_700_000_000_000, Timing { for_ms: 60_000, ..Default::default() }).0;
+        let el = Element {
+            labels: BTreeMap::from([("alertname".into(), "A".into())]),
+            annotations: BTreeMap::new(),
+            value: 1234.0,
+        };
+        st.rules[0].alerts =
+            step(&Default::default(), vec![el], 1_700_000_000_000, Timing { for_ms: 60_000, ..Default::default() }).0;
         st.rules[0].health = crate::eval::Health::Ok;
         st.rules[0].last_evaluation = DateTime::from_timestamp_millis(1_700_000_000_000);
         st.rules[1].health = crate::eval::Health::Err;

@@ -80,6 +80,7 @@ async fn evaluates_writes_and_sends() {
         external_url: "http://x".into(),
         resend_delay: Duration::from_secs(60),
         persist: None,
+        metrics: None,
     };
     q.0.lock().insert("sum by (job) (up)".into(), Ok(vec![(m(&[("job", "a")]), 2.0)]));
     q.0.lock().insert("up == 0".into(), Ok(vec![(m(&[("__name__", "up"), ("instance", "h1")]), 0.0)]));
@@ -128,6 +129,7 @@ async fn query_errors_mark_rule_unhealthy() {
         external_url: String::new(),
         resend_delay: Duration::from_secs(60),
         persist: None,
+        metrics: None,
     };
     let g = GroupRuntime::new(group());
     eval_group(&g, &ctx, 1_000).await;

@@ -217,7 +217,7 @@ impl Silences {
     /// All silences, newest first.
     pub fn list(&self) -> Vec<Silence> {
         let mut v: Vec<Silence> = self.inner.read().values().map(|e| e.silence.clone()).collect();
-        v.sort_by(|a, b| b.updated_at.cmp(&a.updated_at));
+        v.sort_by_key(|s| std::cmp::Reverse(s.updated_at));
         v
     }
 

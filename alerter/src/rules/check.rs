@@ -109,10 +109,8 @@ pub fn rule_problems(r: &RuleNode) -> Vec<String> {
             out.push(format!("invalid recording rule name: {rec}"));
         }
     }
-    if let Some(alert) = &r.alert {
-        if alert.is_empty() {
-            out.push("invalid alert name: (empty)".to_string());
-        }
+    if r.alert.as_deref() == Some("") {
+        out.push("invalid alert name: (empty)".to_string());
     }
     for (k, v) in &r.labels {
         if let Some(m) = label_problem(k, v) {
@@ -153,10 +151,16 @@ mod tests {
         let text = "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: rate(x[5m] > 1\n  - record: 'bad name'\n    expr: up\n    for: 1m\n    annotations: {a: b}\n  - alert: B\n    record: b\n    expr: up\n    labels: {__name__: x}\n  - alert: C\n    expr: up\n    annotations: {s: '{{ $labels.x '}\n- name: g\n  rules: []\n";
         let m = msgs(text);
         assert!(m[0].starts_with("f.yml:4: group \"g\", rule 1, \"A\": could not parse expression"), "{m:?}");
-        assert!(m.iter().any(|s| s.starts_with("f.yml:6:") && s.contains("invalid recording rule name: bad name")), "{m:?}");
+        assert!(
+            m.iter().any(|s| s.starts_with("f.yml:6:") && s.contains("invalid recording rule name: bad name")),
+            "{m:?}"
+        );
         assert!(m.iter().any(|s| s.starts_with("f.yml:6:") && s.contains("invalid field 'for'")), "{m:?}");
         assert!(m.iter().any(|s| s.starts_with("f.yml:6:") && s.contains("invalid field 'annotations'")), "{m:?}");
-        assert!(m.iter().any(|s| s.starts_with("f.yml:10:") && s.contains("only one of 'record' and 'alert'")), "{m:?}");
+        assert!(
+            m.iter().any(|s| s.starts_with("f.yml:10:") && s.contains("only one of 'record' and 'alert'")),
+            "{m:?}"
+        );
         assert!(m.iter().any(|s| s.starts_with("f.yml:10:") && s.contains("invalid label name: __name__")), "{m:?}");
         assert!(m.iter().any(|s| s.starts_with("f.yml:14:") && s.contains("template \"s\"")), "{m:?}");
         assert!(m.iter().any(|s| s.starts_with("f.yml:17:") && s.contains("repeated in the same file")), "{m:?}");
@@ -168,6 +172,23 @@ mod tests {
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].line, 5);
         assert!(p[0].message.contains("exprr"));
+    }
+
+    proptest::proptest! {
+        /// Arbitrary text (YAML-ish line soups included) never panics the checker, and every
+        /// reported line lies inside the text.
+        #[test]
+        fn never_panics(lines in proptest::collection::vec(proptest::sample::select(vec![
+            "groups:", "- name: g", "  - name: g", "    rules:", "  rules:", "      - alert: A", "    - record: r",
+            "        expr: up", "      expr: 'sum('", "        for: 1m", "        labels: {a: b}", "  - alert: B", "#c", "", "   - ", "x: [",
+        ]), 0..20)) {
+            let text = lines.join("\n");
+            let (_, problems) = check_text(Path::new("p.yml"), &text);
+            let n = text.lines().count();
+            for p in problems {
+                proptest::prop_assert!(p.line <= n.max(1) + 1, "{p} beyond {n} lines");
+            }
+        }
     }
 
     #[test]

@@ -63,18 +63,18 @@ pub fn locate(text: &str) -> Lines {
         if !in_groups {
             continue;
         }
-        if let Some(d) = li.dash {
-            if group_dash.is_none_or(|g| d <= g) {
-                group_dash = Some(d);
-                rules_key_indent = None;
-                rule_dash = None;
-                out.groups.push(i + 1);
-                out.rules.push(Vec::new());
-                if li.key == "rules" {
-                    rules_key_indent = Some(li.key_indent);
-                }
-                continue;
+        if let Some(d) = li.dash
+            && group_dash.is_none_or(|g| d <= g)
+        {
+            group_dash = Some(d);
+            rules_key_indent = None;
+            rule_dash = None;
+            out.groups.push(i + 1);
+            out.rules.push(Vec::new());
+            if li.key == "rules" {
+                rules_key_indent = Some(li.key_indent);
             }
+            continue;
         }
         if li.key == "rules" && li.dash.is_none() && rules_key_indent.is_none() {
             rules_key_indent = Some(li.key_indent);
@@ -87,10 +87,10 @@ pub fn locate(text: &str) -> Lines {
         if rule_dash.is_none() {
             rule_dash = Some(d);
         }
-        if rule_dash == Some(d) {
-            if let Some(v) = out.rules.last_mut() {
-                v.push(i + 1);
-            }
+        if rule_dash == Some(d)
+            && let Some(v) = out.rules.last_mut()
+        {
+            v.push(i + 1);
         }
     }
     out

@@ -30,11 +30,15 @@ pub fn expand_globs(patterns: &[String]) -> Result<Vec<PathBuf>, Vec<Problem>> {
                     match entry {
                         Ok(path) if path.is_file() => files.push(path),
                         Ok(_) => {}
-                        Err(e) => problems.push(Problem { file: e.path().to_path_buf(), line: 0, message: e.to_string() }),
+                        Err(e) => {
+                            problems.push(Problem { file: e.path().to_path_buf(), line: 0, message: e.to_string() })
+                        }
                     }
                 }
             }
-            Err(e) => problems.push(Problem { file: PathBuf::from(p), line: 0, message: format!("bad glob pattern: {e}") }),
+            Err(e) => {
+                problems.push(Problem { file: PathBuf::from(p), line: 0, message: format!("bad glob pattern: {e}") })
+            }
         }
     }
     files.sort();

@@ -108,7 +108,10 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_errors() {
-        let e = serde_norway::from_str::<RuleFile>("groups:\n- name: g\n  rules:\n  - alert: A\n    expr: up\n    fro: 1m\n").unwrap_err();
+        let e = serde_norway::from_str::<RuleFile>(
+            "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: up\n    fro: 1m\n",
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("fro"), "{e}");
         assert_eq!(e.location().map(|l| l.line()), Some(6));
     }

@@ -49,7 +49,9 @@ async fn fires_serves_and_restores() {
     let registry = crowsnest_wire::ops::new_registry();
     let sink = Arc::new(CollectingSink::default());
     let shutdown = CancellationToken::new();
-    let a = Alerter::start_with_sinks(config(dir.path(), &url), &registry, shutdown.clone(), vec![sink.clone()]).await.unwrap();
+    let a = Alerter::start_with_sinks(config(dir.path(), &url), &registry, shutdown.clone(), vec![sink.clone()])
+        .await
+        .unwrap();
     for _ in 0..50 {
         if !sink.0.lock().is_empty() {
             break;
@@ -65,6 +67,8 @@ async fn fires_serves_and_restores() {
     assert_eq!(v["data"]["groups"][0]["rules"][0]["state"], "firing");
     let resp = a.router().oneshot(Request::get("/api/v2/alerts").body(Body::empty()).unwrap()).await.unwrap();
     assert_eq!(resp.status(), 200, "notifier API is merged");
+    let metrics = crowsnest_wire::ops::encode_metrics(&registry);
+    assert!(metrics.contains("prometheus_rule_evaluations_total{rule_group="), "{metrics}");
     shutdown.cancel();
     a.stopped().await;
     drop(a);
@@ -73,7 +77,9 @@ async fn fires_serves_and_restores() {
     let sink2 = Arc::new(CollectingSink::default());
     let shutdown = CancellationToken::new();
     let registry = crowsnest_wire::ops::new_registry();
-    let b = Alerter::start_with_sinks(config(dir.path(), &url), &registry, shutdown.clone(), vec![sink2.clone()]).await.unwrap();
+    let b = Alerter::start_with_sinks(config(dir.path(), &url), &registry, shutdown.clone(), vec![sink2.clone()])
+        .await
+        .unwrap();
     assert_eq!(firing(&b), 1);
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(firing(&b), 1);
@@ -87,7 +93,8 @@ async fn fires_serves_and_restores() {
 async fn bad_rules_fail_start() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = config(dir.path(), "http://127.0.0.1:1");
-    std::fs::write(dir.path().join("r.yml"), "groups:\n- name: g\n  rules:\n  - alert: X\n    expr: 'up =='\n").unwrap();
+    std::fs::write(dir.path().join("r.yml"), "groups:\n- name: g\n  rules:\n  - alert: X\n    expr: 'up =='\n")
+        .unwrap();
     c.evaluation_interval = Duration::from_secs(1);
     let e = Alerter::start(c, &crowsnest_wire::ops::new_registry(), CancellationToken::new()).await.err().unwrap();
     assert!(e.to_string().contains("could not parse expression"), "{e}");

@@ -33,14 +33,18 @@ fn err(msg: impl Into<String>) -> FuncError {
 /// Prometheus' `convertToFloat`: numbers as they are, strings parsed.
 fn float_arg(args: &[Value], name: &str) -> Result<f64, FuncError> {
     match args {
-        [Value::Number(n)] => n.as_f64().or_else(|| n.as_i64().map(|i| i as f64)).or_else(|| n.as_u64().map(|u| u as f64)).ok_or_else(|| err(format!("{name}: not a number"))),
+        [Value::Number(n)] => n
+            .as_f64()
+            .or_else(|| n.as_i64().map(|i| i as f64))
+            .or_else(|| n.as_u64().map(|u| u as f64))
+            .ok_or_else(|| err(format!("{name}: not a number"))),
         [Value::String(s)] => s.trim().parse().map_err(|_| err(format!("{name}: can't convert {s:?} to float"))),
         [Value::Bool(_)] | [Value::Nil] => Err(err(format!("{name}: can't convert to float"))),
         _ => Err(err(format!("{name}: expected exactly one argument"))),
     }
 }
 
-fn str_arg<'a>(args: &'a [Value], i: usize, name: &str) -> Result<String, FuncError> {
+fn str_arg(args: &[Value], i: usize, name: &str) -> Result<String, FuncError> {
     match args.get(i) {
         Some(Value::String(s)) => Ok(s.clone()),
         Some(Value::Number(n)) => Ok(n.to_string()),
@@ -77,7 +81,12 @@ fn humanize_base(v: f64, base: f64, big: &[&str], small: &[&str]) -> String {
 
 pub fn humanize(args: &[Value]) -> Result<Value, FuncError> {
     let v = float_arg(args, "humanize")?;
-    Ok(Value::from(humanize_base(v, 1000.0, &["k", "M", "G", "T", "P", "E", "Z", "Y"], &["m", "u", "n", "p", "f", "a", "z", "y"])))
+    Ok(Value::from(humanize_base(
+        v,
+        1000.0,
+        &["k", "M", "G", "T", "P", "E", "Z", "Y"],
+        &["m", "u", "n", "p", "f", "a", "z", "y"],
+    )))
 }
 
 pub fn humanize1024(args: &[Value]) -> Result<Value, FuncError> {
@@ -124,6 +133,35 @@ pub fn humanize_duration(args: &[Value]) -> Result<Value, FuncError> {
     Ok(Value::from(format!("{}{prefix}s", format_g(v, 4))))
 }
 
+/// Prints a number like Go's `%v` for `float64` (`strconv.FormatFloat(v, 'g', -1, 64)`): the
+/// shortest digits that round-trip, in exponent form when the exponent is < -4 or >= 6
+/// (strconv's `eprec = 6` for shortest precision), so `1234567` prints as `1.234567e+06`.
+pub fn go_float(args: &[Value]) -> Result<Value, FuncError> {
+    let v = float_arg(args, "goFloat")?;
+    Ok(Value::from(go_shortest(v)))
+}
+
+/// Go's `strconv.FormatFloat(v, 'g', -1, 64)`.
+pub fn go_shortest(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "+Inf".into() } else { "-Inf".into() };
+    }
+    if v == 0.0 {
+        return "0".into();
+    }
+    let sci = format!("{v:e}");
+    let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if exp < -4 || exp >= 6 {
+        format!("{mant}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
+    } else {
+        format!("{v}")
+    }
+}
+
 pub fn humanize_percentage(args: &[Value]) -> Result<Value, FuncError> {
     let v = float_arg(args, "humanizePercentage")?;
     Ok(Value::from(format!("{}%", format_g(v * 100.0, 4))))
@@ -134,7 +172,8 @@ pub fn humanize_timestamp(args: &[Value]) -> Result<Value, FuncError> {
     if v.is_nan() || v.is_infinite() {
         return Ok(Value::from(format_g(v, 4)));
     }
-    let t = DateTime::<Utc>::from_timestamp_millis((v * 1000.0) as i64).ok_or_else(|| err("humanizeTimestamp: out of range"))?;
+    let t = DateTime::<Utc>::from_timestamp_millis((v * 1000.0) as i64)
+        .ok_or_else(|| err("humanizeTimestamp: out of range"))?;
     Ok(Value::from(t.format("%Y-%m-%d %H:%M:%S%.f %z UTC").to_string()))
 }
 
@@ -245,6 +284,13 @@ mod tests {
         assert_eq!(call(strip_port, Value::from("[::1]:9100")), "::1");
         assert_eq!(call(url_query_escape, Value::from("a b&c")), "a+b%26c");
         assert!(humanize(&[Value::from("x")]).is_err());
+        assert_eq!(go_shortest(1234567.0), "1.234567e+06");
+        assert_eq!(go_shortest(123456.0), "123456");
+        assert_eq!(go_shortest(1e6), "1e+06");
+        assert_eq!(go_shortest(0.0001), "0.0001");
+        assert_eq!(go_shortest(0.00001), "1e-05");
+        assert_eq!(go_shortest(-2.5), "-2.5");
+        assert_eq!(go_shortest(0.1 + 0.2), "0.30000000000000004");
     }
 
     proptest::proptest! {

@@ -14,7 +14,9 @@ pub type Slot = Option<f64>;
 /// Parses `metric{a="b"}` (name optional) into labels (incl. `__name__`).
 pub fn parse_series(s: &str) -> Result<BTreeMap<String, String>, String> {
     let expr = parser::parse(s).map_err(|e| format!("invalid series {s:?}: {}", e.trim()))?;
-    let Expr::VectorSelector(vs) = expr else { return Err(format!("invalid series {s:?}: not a plain series selector")) };
+    let Expr::VectorSelector(vs) = expr else {
+        return Err(format!("invalid series {s:?}: not a plain series selector"));
+    };
     let mut out = BTreeMap::new();
     if let Some(n) = vs.name {
         out.insert(crowsnest_wire::METRIC_NAME.to_string(), n);
@@ -56,7 +58,9 @@ pub fn parse_values(s: &str) -> Result<Vec<Slot>, String> {
         if term.starts_with("{{") {
             return Err(format!("native histogram values are not supported: {term:?}"));
         }
-        let expansion = term.rsplit_once('x').filter(|(h, c)| !h.is_empty() && !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()));
+        let expansion = term
+            .rsplit_once('x')
+            .filter(|(h, c)| !h.is_empty() && !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()));
         let Some((head, count)) = expansion else {
             out.push(Some(number(term)?));
             continue;
@@ -99,6 +103,21 @@ mod tests {
         assert!(parse_values("abc").is_err());
         assert!(parse_values("1+x").is_err());
         assert!(parse_values("x").is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn values_never_panic(s in "[-+0-9x_. a-z{}]{0,30}") {
+            let _ = parse_values(&s);
+        }
+
+        /// `a+bxN` always yields N+1 samples stepping by b.
+        #[test]
+        fn expansion_counts(a in -1000i32..1000, b in 0i32..100, n in 0usize..50) {
+            let v = parse_values(&format!("{a}+{b}x{n}")).unwrap();
+            proptest::prop_assert_eq!(v.len(), n + 1);
+            proptest::prop_assert_eq!(v[n], Some(f64::from(a) + f64::from(b) * n as f64));
+        }
     }
 
     #[test]

@@ -69,7 +69,12 @@ fn passing_file_reports_success() {
 fn failing_expectations_are_reported() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "rules.yml", RULES);
-    let wrong = TESTS.replace("eval_time: 3m\n", "eval_time: 3m\n    exp_alerts: [{exp_labels: {instance: a, job: api, severity: page}}]\n").replace("value: 0\n", "value: 7\n");
+    let wrong = TESTS
+        .replace(
+            "eval_time: 3m\n",
+            "eval_time: 3m\n    exp_alerts: [{exp_labels: {instance: a, job: api, severity: page}}]\n",
+        )
+        .replace("value: 0\n", "value: 7\n");
     let t = write(dir.path(), "t.yml", &wrong);
     let r = run_files(&[t]);
     assert!(!r.passed());
@@ -85,7 +90,11 @@ fn broken_inputs_are_errors() {
     let t = write(dir.path(), "t.yml", "rule_files: [missing.yml]\ntests: []\n");
     assert!(!run_files(&[t]).passed());
     write(dir.path(), "rules.yml", RULES);
-    let t = write(dir.path(), "t2.yml", "rule_files: [rules.yml]\ntests:\n- input_series:\n  - series: 'up'\n    values: 'x y'\n");
+    let t = write(
+        dir.path(),
+        "t2.yml",
+        "rule_files: [rules.yml]\ntests:\n- input_series:\n  - series: 'up'\n    values: 'x y'\n",
+    );
     let r = run_files(&[t]);
     assert!(r.to_string().contains("invalid value"), "{r}");
     assert!(!run_files(&[dir.path().join("nope.yml")]).passed());

@@ -140,10 +140,10 @@ async fn slack_hook(State(log): State<Arc<Mutex<SlackLog>>>, headers: HeaderMap,
     if attachments.iter().any(|a| !nonempty(&a["text"]) && !nonempty(&a["fallback"])) {
         return answer(&mut log, 400, "invalid_attachments", None);
     }
-    if let Some(r) = log.script.pop_front() {
-        if r.status != 200 {
-            return answer(&mut log, r.status, r.body, r.retry_after);
-        }
+    if let Some(r) = log.script.pop_front()
+        && r.status != 200
+    {
+        return answer(&mut log, r.status, r.body, r.retry_after);
     }
     log.messages.push((now, v));
     answer(&mut log, 200, "ok", None)
@@ -227,13 +227,13 @@ class Handler:
         with open(base + ".tmp", "wb") as f:
             f.write(envelope.original_content or envelope.content)
         with open(base + ".json", "w") as f:
-            json.dump({"from": envelope.mail_from, "to": envelope.rcpt_tos, "tls": session.ssl is not None, "auth": session.authenticated}, f)
+            json.dump({"from": envelope.mail_from, "to": envelope.rcpt_tos, "tls": session.ssl is not None or server.transport.get_extra_info("ssl_object") is not None, "auth": session.authenticated}, f)
         os.rename(base + ".tmp", base + ".eml")
         return "250 OK"
 
 def auth(server, session, envelope, mechanism, auth_data):
     ok = auth_data.login.decode() == user and auth_data.password.decode() == password
-    return AuthResult(success=ok)
+    return AuthResult(success=ok, handled=False)
 
 kwargs = {}
 ctx = None

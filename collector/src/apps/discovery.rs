@@ -5,8 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::{DiscoveryConfig, JsonMetric, MetricsFormat, TargetConfig};
 use crate::config::targets::AddressMode;
+use crate::config::{DiscoveryConfig, JsonMetric, MetricsFormat, TargetConfig};
 use crate::docker::ContainerView;
 
 /// Why a container that asked to be scraped could not become a target.
@@ -37,7 +37,13 @@ pub fn target_from_container(c: &ContainerView, d: &DiscoveryConfig) -> Result<O
         None => c.networks.first().map(|x| x.1.clone()),
     };
     let published = c.published.iter().find(|(cp, _, _)| *cp == port).map(|(_, ip, hp)| {
-        let ip = if ip.is_empty() || ip == "0.0.0.0" { "127.0.0.1" } else if ip == "::" { "[::1]" } else { ip.as_str() };
+        let ip = if ip.is_empty() || ip == "0.0.0.0" {
+            "127.0.0.1"
+        } else if ip == "::" {
+            "[::1]"
+        } else {
+            ip.as_str()
+        };
         format!("{ip}:{hp}")
     });
     let addr = match d.address {
@@ -52,7 +58,13 @@ pub fn target_from_container(c: &ContainerView, d: &DiscoveryConfig) -> Result<O
         Some(f) => return Err(DiscoveryError::BadLabel(format!("{p}.format={f}"))),
     };
     let json_metrics: Vec<JsonMetric> = get("json_paths")
-        .map(|s| s.split(',').map(str::trim).filter(|x| !x.is_empty()).map(|path| JsonMetric { path: path.into(), ..Default::default() }).collect())
+        .map(|s| {
+            s.split(',')
+                .map(str::trim)
+                .filter(|x| !x.is_empty())
+                .map(|path| JsonMetric { path: path.into(), ..Default::default() })
+                .collect()
+        })
         .unwrap_or_default();
     let path = get("path").unwrap_or("/metrics");
     let metrics_url = if path == "none" || (format == MetricsFormat::Json && json_metrics.is_empty()) {
@@ -62,10 +74,16 @@ pub fn target_from_container(c: &ContainerView, d: &DiscoveryConfig) -> Result<O
     };
     let health_url = get("health").map(|h| format!("{scheme}://{addr}{}", with_slash(h)));
     let interval = match get("interval") {
-        Some(s) => Some(crowsnest_wire::duration::parse_duration(s).map_err(|_| DiscoveryError::BadLabel(format!("{p}.interval={s}")))?),
+        Some(s) => Some(
+            crowsnest_wire::duration::parse_duration(s)
+                .map_err(|_| DiscoveryError::BadLabel(format!("{p}.interval={s}")))?,
+        ),
         None => None,
     };
-    let job = get("job").map(str::to_string).or_else(|| c.labels.get("com.docker.compose.service").cloned()).unwrap_or_else(|| c.name.clone());
+    let job = get("job")
+        .map(str::to_string)
+        .or_else(|| c.labels.get("com.docker.compose.service").cloned())
+        .unwrap_or_else(|| c.name.clone());
     let mut labels = BTreeMap::new();
     labels.insert("name".to_string(), c.name.clone());
     if let Some(proj) = c.labels.get("com.docker.compose.project") {
@@ -112,18 +130,45 @@ mod tests {
         let d = DiscoveryConfig::default();
         assert_eq!(target_from_container(&view(&[]), &d), Ok(None));
         assert_eq!(target_from_container(&view(&[("crowsnest.scrape", "false")]), &d), Ok(None));
-        let t = target_from_container(&view(&[("crowsnest.scrape", "true"), ("crowsnest.health", "health"), ("com.docker.compose.service", "api")]), &d).unwrap().unwrap();
+        let t = target_from_container(
+            &view(&[
+                ("crowsnest.scrape", "true"),
+                ("crowsnest.health", "health"),
+                ("com.docker.compose.service", "api"),
+            ]),
+            &d,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(t.job, "api");
         assert_eq!(t.instance.as_deref(), Some("shop-api-1:8080"));
         assert_eq!(t.metrics_url.as_deref(), Some("http://172.17.0.5:8080/metrics"));
         assert_eq!(t.health_url.as_deref(), Some("http://172.17.0.5:8080/health"));
-        let t = target_from_container(&view(&[("crowsnest.scrape", "true"), ("crowsnest.network", "shop"), ("crowsnest.path", "/stats"), ("crowsnest.format", "json"), ("crowsnest.json_paths", "gc, requests.total"), ("crowsnest.interval", "30s"), ("crowsnest.job", "pharo")]), &d).unwrap().unwrap();
+        let t = target_from_container(
+            &view(&[
+                ("crowsnest.scrape", "true"),
+                ("crowsnest.network", "shop"),
+                ("crowsnest.path", "/stats"),
+                ("crowsnest.format", "json"),
+                ("crowsnest.json_paths", "gc, requests.total"),
+                ("crowsnest.interval", "30s"),
+                ("crowsnest.job", "pharo"),
+            ]),
+            &d,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(t.metrics_url.as_deref(), Some("http://10.1.0.7:8080/stats"));
         assert_eq!(t.json_metrics.len(), 2);
         assert_eq!(t.interval, Some(std::time::Duration::from_secs(30)));
         assert_eq!(t.job, "pharo");
         let pd = DiscoveryConfig { address: AddressMode::Published, ..Default::default() };
-        let t = target_from_container(&view(&[("crowsnest.scrape", "true"), ("crowsnest.path", "none"), ("crowsnest.health", "/h")]), &pd).unwrap().unwrap();
+        let t = target_from_container(
+            &view(&[("crowsnest.scrape", "true"), ("crowsnest.path", "none"), ("crowsnest.health", "/h")]),
+            &pd,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(t.metrics_url, None);
         assert_eq!(t.health_url.as_deref(), Some("http://127.0.0.1:18080/h"));
     }
@@ -131,12 +176,21 @@ mod tests {
     #[test]
     fn bad_labels_are_errors() {
         let d = DiscoveryConfig::default();
-        assert!(matches!(target_from_container(&view(&[("crowsnest.scrape", "true"), ("crowsnest.port", "http")]), &d), Err(DiscoveryError::BadLabel(_))));
-        assert!(matches!(target_from_container(&view(&[("crowsnest.scrape", "true"), ("crowsnest.interval", "soon")]), &d), Err(DiscoveryError::BadLabel(_))));
+        assert!(matches!(
+            target_from_container(&view(&[("crowsnest.scrape", "true"), ("crowsnest.port", "http")]), &d),
+            Err(DiscoveryError::BadLabel(_))
+        ));
+        assert!(matches!(
+            target_from_container(&view(&[("crowsnest.scrape", "true"), ("crowsnest.interval", "soon")]), &d),
+            Err(DiscoveryError::BadLabel(_))
+        ));
         let mut v = view(&[("crowsnest.scrape", "true")]);
         v.exposed.clear();
         assert_eq!(target_from_container(&v, &d), Err(DiscoveryError::NoPort));
         let pd = DiscoveryConfig { address: AddressMode::Published, ..Default::default() };
-        assert_eq!(target_from_container(&view(&[("crowsnest.scrape", "true"), ("crowsnest.port", "9000")]), &pd), Err(DiscoveryError::NoAddress));
+        assert_eq!(
+            target_from_container(&view(&[("crowsnest.scrape", "true"), ("crowsnest.port", "9000")]), &pd),
+            Err(DiscoveryError::NoAddress)
+        );
     }
 }

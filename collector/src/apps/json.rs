@@ -9,7 +9,8 @@ use crate::config::JsonMetric;
 
 /// Turns `s` into a valid metric name (`[a-zA-Z_:][a-zA-Z0-9_:]*`).
 pub fn metric_name(s: &str) -> String {
-    let mut out: String = s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == ':' { c } else { '_' }).collect();
+    let mut out: String =
+        s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == ':' { c } else { '_' }).collect();
     if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
         out.insert(0, '_');
     }
@@ -66,13 +67,27 @@ mod tests {
 
     #[test]
     fn flattens_paths_and_subtrees() {
-        let doc: Value = serde_json::from_str(r#"{"gc":{"count":12,"pause_ms":3.5,"full":{"count":1}},"requests":{"total":1000,"ok":true},
-            "pools":[{"used":10},{"used":20}],"version":"1.2"}"#).unwrap();
-        let m = |path: &str, name: Option<&str>| JsonMetric { path: path.into(), name: name.map(Into::into), ..Default::default() };
+        let doc: Value = serde_json::from_str(
+            r#"{"gc":{"count":12,"pause_ms":3.5,"full":{"count":1}},"requests":{"total":1000,"ok":true},
+            "pools":[{"used":10},{"used":20}],"version":"1.2"}"#,
+        )
+        .unwrap();
+        let m = |path: &str, name: Option<&str>| JsonMetric {
+            path: path.into(),
+            name: name.map(Into::into),
+            ..Default::default()
+        };
         assert_eq!(extract(&doc, &m("gc.count", Some("app_gc_count"))), vec![("app_gc_count".to_string(), 12.0)]);
         let mut sub = extract(&doc, &m("gc", Some("app_gc")));
         sub.sort_by(|a, b| a.0.cmp(&b.0));
-        assert_eq!(sub, vec![("app_gc_count".to_string(), 12.0), ("app_gc_full_count".to_string(), 1.0), ("app_gc_pause_ms".to_string(), 3.5)]);
+        assert_eq!(
+            sub,
+            vec![
+                ("app_gc_count".to_string(), 12.0),
+                ("app_gc_full_count".to_string(), 1.0),
+                ("app_gc_pause_ms".to_string(), 3.5)
+            ]
+        );
         assert_eq!(extract(&doc, &m("pools.1.used", None)), vec![("pools_1_used".to_string(), 20.0)]);
         assert_eq!(extract(&doc, &m("requests.ok", None)), vec![("requests_ok".to_string(), 1.0)]);
         assert!(extract(&doc, &m("version", None)).is_empty());

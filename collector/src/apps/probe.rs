@@ -31,7 +31,8 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 6] = [Reason::Dns, Reason::Connect, Reason::Tls, Reason::Timeout, Reason::Status, Reason::Body];
+    pub const ALL: [Reason; 6] =
+        [Reason::Dns, Reason::Connect, Reason::Tls, Reason::Timeout, Reason::Status, Reason::Body];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -133,7 +134,8 @@ pub async fn probe(url: &Url, cfg: &ProbeConfig, timeout: Duration) -> ProbeResu
             }
             Ok(Ok(s)) => {
                 r.phases.push(("tls", t.elapsed()));
-                r.cert_expiry = s.get_ref().1.peer_certificates().and_then(|cs| cs.iter().filter_map(|c| tls::not_after(c)).min());
+                r.cert_expiry =
+                    s.get_ref().1.peer_certificates().and_then(|cs| cs.iter().filter_map(|c| tls::not_after(c)).min());
                 Box::new(s)
             }
         }
@@ -142,7 +144,12 @@ pub async fn probe(url: &Url, cfg: &ProbeConfig, timeout: Duration) -> ProbeResu
     };
     // processing: request sent, response head received
     let t = Instant::now();
-    let (mut sender, conn) = match timeout_at(deadline, hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))).await {
+    let (mut sender, conn) = match timeout_at(
+        deadline,
+        hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream)),
+    )
+    .await
+    {
         Err(_) => return fail(r, Reason::Timeout),
         Ok(Err(_)) => return fail(r, Reason::Connect),
         Ok(Ok(x)) => x,
@@ -152,9 +159,11 @@ pub async fn probe(url: &Url, cfg: &ProbeConfig, timeout: Duration) -> ProbeResu
         Some(q) => format!("{}?{q}", url.path()),
         None => url.path().to_string(),
     };
+    // Keeps IPv6 brackets, as the Host header needs them.
+    let raw_host = url.host_str().unwrap_or_default();
     let authority = match url.port() {
-        Some(p) => format!("{host}:{p}"),
-        None => host.clone(),
+        Some(p) => format!("{raw_host}:{p}"),
+        None => raw_host.to_string(),
     };
     let req = hyper::Request::get(path)
         .header(hyper::header::HOST, authority)
@@ -193,20 +202,24 @@ pub async fn probe(url: &Url, cfg: &ProbeConfig, timeout: Duration) -> ProbeResu
     };
     r.phases.push(("transfer", t.elapsed()));
     conn_task.abort();
-    let status_ok = if cfg.valid_status_codes.is_empty() { (200..300).contains(&r.status_code) } else { cfg.valid_status_codes.contains(&r.status_code) };
+    let status_ok = if cfg.valid_status_codes.is_empty() {
+        (200..300).contains(&r.status_code)
+    } else {
+        cfg.valid_status_codes.contains(&r.status_code)
+    };
     if !status_ok {
         return fail(r, Reason::Status);
     }
     let text = String::from_utf8_lossy(&body);
-    if let Some(re) = cfg.fail_if_body_matches_regexp.as_deref().and_then(|s| Regex::new(s).ok()) {
-        if re.is_match(&text) {
-            return fail(r, Reason::Body);
-        }
+    if let Some(re) = cfg.fail_if_body_matches_regexp.as_deref().and_then(|s| Regex::new(s).ok())
+        && re.is_match(&text)
+    {
+        return fail(r, Reason::Body);
     }
-    if let Some(re) = cfg.fail_if_body_not_matches_regexp.as_deref().and_then(|s| Regex::new(s).ok()) {
-        if !re.is_match(&text) {
-            return fail(r, Reason::Body);
-        }
+    if let Some(re) = cfg.fail_if_body_not_matches_regexp.as_deref().and_then(|s| Regex::new(s).ok())
+        && !re.is_match(&text)
+    {
+        return fail(r, Reason::Body);
     }
     if cfg.health_semantics == HealthSemantics::Auto {
         match json_health(&body) {

@@ -39,7 +39,11 @@ pub enum ScrapeError {
     Status(u16),
     SampleLimit(usize),
     Parse(String),
+    TooLarge,
 }
+
+/// Largest scrape body read.
+const MAX_BODY: usize = 64 << 20;
 
 /// Scrapes `t` once, appending its samples (or nothing) plus `up` & co to `batch`.
 pub async fn scrape(client: &reqwest::Client, t: &Target, timeout: Duration, ts: i64, batch: &mut Batch) -> bool {
@@ -65,7 +69,13 @@ pub async fn scrape(client: &reqwest::Client, t: &Target, timeout: Duration, ts:
     ok
 }
 
-async fn fetch_and_parse(client: &reqwest::Client, t: &Target, url: &url::Url, timeout: Duration, ts: i64) -> Result<Vec<(Labels, i64, f64)>, ScrapeError> {
+async fn fetch_and_parse(
+    client: &reqwest::Client,
+    t: &Target,
+    url: &url::Url,
+    timeout: Duration,
+    ts: i64,
+) -> Result<Vec<(Labels, i64, f64)>, ScrapeError> {
     let accept = match t.format {
         MetricsFormat::Prometheus => SCRAPE_ACCEPT,
         MetricsFormat::Json => "application/json",
@@ -82,7 +92,15 @@ async fn fetch_and_parse(client: &reqwest::Client, t: &Target, url: &url::Url, t
         return Err(ScrapeError::Status(resp.status().as_u16()));
     }
     let ctype = resp.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let body = resp.text().await.map_err(|e| ScrapeError::Http(e.to_string()))?;
+    let mut resp = resp;
+    let mut raw: Vec<u8> = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| ScrapeError::Http(e.to_string()))? {
+        if raw.len() + chunk.len() > MAX_BODY {
+            return Err(ScrapeError::TooLarge);
+        }
+        raw.extend_from_slice(&chunk);
+    }
+    let body = String::from_utf8_lossy(&raw);
     let tl = t.target_labels();
     let mut out = Vec::new();
     match t.format {

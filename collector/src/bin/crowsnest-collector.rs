@@ -47,7 +47,8 @@ async fn main() -> anyhow::Result<()> {
     let registry = ops::new_registry();
     let ready = ops::Readiness::new(false);
     let shutdown = CancellationToken::new();
-    let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
+    let listener =
+        tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     let app = ops::router(registry.clone(), ready.clone());
     let server_stop = shutdown.clone();
     let server = tokio::spawn(async move {

@@ -19,7 +19,12 @@ pub fn connect(cfg: &DockerConfig) -> Result<Docker, bollard::errors::Error> {
     let secs = cfg.timeout.as_secs().max(1);
     let cert_dir: Option<PathBuf> = cfg.tls_cert_path.clone().or_else(|| {
         std::env::var("DOCKER_TLS_VERIFY").ok().filter(|v| !v.is_empty() && v != "0")?;
-        Some(std::env::var("DOCKER_CERT_PATH").ok().map(PathBuf::from).unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".docker")))
+        Some(
+            std::env::var("DOCKER_CERT_PATH")
+                .ok()
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".docker")),
+        )
     });
     if host.starts_with("unix://") || host.starts_with('/') {
         let path = host.strip_prefix("unix://").unwrap_or(&host);
@@ -27,7 +32,14 @@ pub fn connect(cfg: &DockerConfig) -> Result<Docker, bollard::errors::Error> {
     }
     if host.starts_with("tcp://") || host.starts_with("http://") || host.starts_with("https://") {
         if let Some(dir) = cert_dir {
-            return Docker::connect_with_ssl(&host, &dir.join("key.pem"), &dir.join("cert.pem"), &dir.join("ca.pem"), secs, API_DEFAULT_VERSION);
+            return Docker::connect_with_ssl(
+                &host,
+                &dir.join("key.pem"),
+                &dir.join("cert.pem"),
+                &dir.join("ca.pem"),
+                secs,
+                API_DEFAULT_VERSION,
+            );
         }
         return Docker::connect_with_http(&host, secs, API_DEFAULT_VERSION);
     }

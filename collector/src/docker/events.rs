@@ -28,6 +28,9 @@ const WAKE_ON: [&str; 5] = ["start", "die", "destroy", "health_status", "oom"];
 #[derive(Clone, Default)]
 pub struct EventCounts {
     inner: Arc<Mutex<HashMap<String, HashMap<&'static str, u64>>>>,
+    /// Exit code of the last `die` per container (its `exitCode` attribute): the inspect body
+    /// resets `ExitCode` to 0 when a restart policy starts the container again.
+    exits: Arc<Mutex<HashMap<String, i64>>>,
     /// Notified on state-changing events.
     pub wake: Arc<Notify>,
 }
@@ -44,10 +47,21 @@ impl EventCounts {
         let Some(a) = normalize_action(action) else { return false };
         if a == "destroy" {
             self.inner.lock().remove(id);
+            self.exits.lock().remove(id);
         } else {
             *self.inner.lock().entry(id.to_string()).or_default().entry(a).or_default() += 1;
         }
         WAKE_ON.contains(&a)
+    }
+
+    /// Records the exit code of a `die` event.
+    pub fn record_exit(&self, id: &str, code: i64) {
+        self.exits.lock().insert(id.to_string(), code);
+    }
+
+    /// Exit code of the last `die` seen for a container.
+    pub fn last_exit(&self, id: &str) -> Option<i64> {
+        self.exits.lock().get(id).copied()
     }
 
     /// Counts of one container, for every action in [`ACTIONS`].
@@ -60,14 +74,21 @@ impl EventCounts {
     /// Forgets containers that are gone (their destroy event may have been missed).
     pub fn forget(&self, gone: &[String]) {
         let mut g = self.inner.lock();
+        let mut e = self.exits.lock();
         for id in gone {
             g.remove(id);
+            e.remove(id);
         }
     }
 }
 
 /// Follows the event stream until `shutdown`, reconnecting with backoff.
-pub async fn follow_events(docker: Docker, counts: EventCounts, metrics: CollectorMetrics, shutdown: CancellationToken) {
+pub async fn follow_events(
+    docker: Docker,
+    counts: EventCounts,
+    metrics: CollectorMetrics,
+    shutdown: CancellationToken,
+) {
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
     // Nanoseconds of the last event seen; reconnects ask for events strictly after it.
     let mut since: Option<i64> = None;
@@ -97,6 +118,17 @@ pub async fn follow_events(docker: Docker, counts: EventCounts, metrics: Collect
                     let id = ev.actor.as_ref().and_then(|a| a.id.as_deref()).unwrap_or_default();
                     let action = ev.action.as_deref().unwrap_or_default();
                     tracing::debug!(id, action, "Container event.");
+                    if action == "die" {
+                        let code = ev
+                            .actor
+                            .as_ref()
+                            .and_then(|a| a.attributes.as_ref())
+                            .and_then(|m| m.get("exitCode"))
+                            .and_then(|c| c.parse().ok());
+                        if let Some(code) = code {
+                            counts.record_exit(id, code);
+                        }
+                    }
                     if counts.record(id, action) {
                         counts.wake.notify_one();
                     }

@@ -79,7 +79,16 @@ pub fn state(c: &ContainerInspectResponse) -> String {
 }
 
 /// Appends lifecycle, health and spec series of `c`.
-pub fn push_lifecycle(c: &ContainerInspectResponse, base: &[Label], ts: i64, now_s: f64, batch: &mut Batch) {
+/// `last_exit` is the exit code of the last `die` event, which survives a restart-policy restart
+/// (the inspect body's `ExitCode` is reset to 0 then).
+pub fn push_lifecycle(
+    c: &ContainerInspectResponse,
+    base: &[Label],
+    ts: i64,
+    now_s: f64,
+    last_exit: Option<i64>,
+    batch: &mut Batch,
+) {
     let with = |k: &str, v: &str| -> Vec<Label> {
         let mut l = base.to_vec();
         l.push(Label::new(k, v));
@@ -98,8 +107,15 @@ pub fn push_lifecycle(c: &ContainerInspectResponse, base: &[Label], ts: i64, now
         batch.push("container_health_failing_streak", base, ts, streak as f64);
     }
     batch.push("container_restart_count", base, ts, c.restart_count.unwrap_or(0) as f64);
-    batch.push("container_oom_killed", base, ts, if state.and_then(|s| s.oom_killed).unwrap_or(false) { 1.0 } else { 0.0 });
-    batch.push("container_last_exit_code", base, ts, state.and_then(|s| s.exit_code).unwrap_or(0) as f64);
+    batch.push(
+        "container_oom_killed",
+        base,
+        ts,
+        if state.and_then(|s| s.oom_killed).unwrap_or(false) { 1.0 } else { 0.0 },
+    );
+    let running = state.and_then(|s| s.running).unwrap_or(false);
+    let inspected = state.and_then(|s| s.exit_code).filter(|_| !running);
+    batch.push("container_last_exit_code", base, ts, inspected.or(last_exit).unwrap_or(0) as f64);
     let started = state.and_then(|s| s.started_at.as_deref()).and_then(unix_seconds);
     let created = c.created.as_deref().and_then(unix_seconds);
     if let Some(t) = started.or(created) {
@@ -108,7 +124,7 @@ pub fn push_lifecycle(c: &ContainerInspectResponse, base: &[Label], ts: i64, now
     if let Some(t) = created {
         batch.push("container_creation_time_seconds", base, ts, t);
     }
-    if state.and_then(|s| s.running).unwrap_or(false) {
+    if running {
         // Like cAdvisor, only running containers are "seen"; a stopped one's series ends with a
         // staleness marker and `container_state{state="exited"}` says why.
         batch.push("container_last_seen", base, ts, now_s);
@@ -138,7 +154,10 @@ mod tests {
     fn value(b: &Batch, name: &str, extra: Option<(&str, &str)>) -> Option<f64> {
         b.series
             .iter()
-            .find(|t| t.labels.iter().any(|l| l.name == "__name__" && l.value == name) && extra.is_none_or(|(k, v)| t.labels.contains(&Label::new(k, v))))
+            .find(|t| {
+                t.labels.iter().any(|l| l.name == "__name__" && l.value == name)
+                    && extra.is_none_or(|(k, v)| t.labels.contains(&Label::new(k, v)))
+            })
             .map(|t| t.samples[0].value)
     }
 
@@ -159,7 +178,7 @@ mod tests {
         assert!(base.contains(&Label::new("container_label_com_docker_compose_service", "api")));
         assert!(!base.iter().any(|l| l.name.contains("secret")), "labels outside the allow-list are never copied");
         let mut b = Batch::new();
-        push_lifecycle(&c, &base, 1000, 1234.0, &mut b);
+        push_lifecycle(&c, &base, 1000, 1234.0, Some(3), &mut b);
         assert_eq!(value(&b, "container_state", Some(("state", "running"))), Some(1.0));
         assert_eq!(value(&b, "container_state", Some(("state", "exited"))), Some(0.0));
         assert_eq!(value(&b, "container_health_status", Some(("status", "unhealthy"))), Some(1.0));
@@ -167,7 +186,7 @@ mod tests {
         assert_eq!(value(&b, "container_health_failing_streak", None), Some(4.0));
         assert_eq!(value(&b, "container_restart_count", None), Some(3.0));
         assert_eq!(value(&b, "container_oom_killed", None), Some(1.0));
-        assert_eq!(value(&b, "container_last_exit_code", None), Some(137.0));
+        assert_eq!(value(&b, "container_last_exit_code", None), Some(3.0), "running: the last die event's code");
         assert_eq!(value(&b, "container_start_time_seconds", None), Some(1_767_225_610.5));
         assert_eq!(value(&b, "container_spec_memory_limit_bytes", None), Some(67_108_864.0));
         assert_eq!(value(&b, "container_spec_cpu_quota", None), Some(50_000.0));
@@ -177,12 +196,16 @@ mod tests {
 
     #[test]
     fn no_healthcheck_is_none_and_zero_time_ignored() {
-        let c: ContainerInspectResponse = serde_json::from_str(r#"{"Id":"x","Name":"/x","State":{"Status":"exited","StartedAt":"0001-01-01T00:00:00Z"}}"#).unwrap();
+        let c: ContainerInspectResponse = serde_json::from_str(
+            r#"{"Id":"x","Name":"/x","State":{"Status":"exited","ExitCode":0,"StartedAt":"0001-01-01T00:00:00Z"}}"#,
+        )
+        .unwrap();
         assert_eq!(health_status(&c), "none");
         let mut b = Batch::new();
-        push_lifecycle(&c, &[], 0, 0.0, &mut b);
+        push_lifecycle(&c, &[], 0, 0.0, Some(1), &mut b);
         assert_eq!(value(&b, "container_health_status", Some(("status", "none"))), Some(1.0));
         assert_eq!(value(&b, "container_start_time_seconds", None), None);
         assert_eq!(value(&b, "container_last_seen", None), None, "only running containers are seen");
+        assert_eq!(value(&b, "container_last_exit_code", None), Some(0.0), "stopped: the inspected code wins");
     }
 }

@@ -38,7 +38,7 @@ pub fn memory(m: &ContainerMemoryStats) -> Option<Memory> {
     let empty = HashMap::new();
     let s = m.stats.as_ref().unwrap_or(&empty);
     let inactive = first(s, &["total_inactive_file", "inactive_file"]).unwrap_or(0);
-    let working_set = if inactive < usage { usage - inactive } else { 0 };
+    let working_set = usage.saturating_sub(inactive);
     Some(Memory {
         usage,
         working_set,
@@ -72,7 +72,12 @@ pub fn push_stats(s: &ContainerStatsResponse, base: &[Label], ts: i64, batch: &m
         if let Some(t) = cpu.throttling_data.as_ref().filter(|t| t.periods.unwrap_or(0) > 0) {
             batch.push("container_cpu_cfs_periods_total", base, ts, t.periods.unwrap_or(0) as f64);
             batch.push("container_cpu_cfs_throttled_periods_total", base, ts, t.throttled_periods.unwrap_or(0) as f64);
-            batch.push("container_cpu_cfs_throttled_seconds_total", base, ts, t.throttled_time.unwrap_or(0) as f64 / NS);
+            batch.push(
+                "container_cpu_cfs_throttled_seconds_total",
+                base,
+                ts,
+                t.throttled_time.unwrap_or(0) as f64 / NS,
+            );
         }
     }
     if let Some(m) = s.memory_stats.as_ref().and_then(memory) {
@@ -163,8 +168,10 @@ mod tests {
 
     #[test]
     fn working_set_cgroup_v1() {
-        let s = parse(r#"{"memory_stats":{"usage":104857600,"max_usage":120000000,"limit":2147483648,"failcnt":0,
-            "stats":{"cache":41943040,"rss":50000000,"total_cache":41943040,"total_rss":50000000,"total_inactive_file":31457280,"inactive_file":1,"total_mapped_file":4096}}}"#);
+        let s = parse(
+            r#"{"memory_stats":{"usage":104857600,"max_usage":120000000,"limit":2147483648,"failcnt":0,
+            "stats":{"cache":41943040,"rss":50000000,"total_cache":41943040,"total_rss":50000000,"total_inactive_file":31457280,"inactive_file":1,"total_mapped_file":4096}}}"#,
+        );
         let m = memory(s.memory_stats.as_ref().unwrap()).unwrap();
         assert_eq!(m.working_set, 104_857_600 - 31_457_280);
         assert_eq!(m.rss, Some(50_000_000));
@@ -175,8 +182,10 @@ mod tests {
 
     #[test]
     fn working_set_cgroup_v2_and_floor() {
-        let s = parse(r#"{"memory_stats":{"usage":5000000,"limit":9999999999,
-            "stats":{"anon":3000000,"file":1500000,"inactive_file":1200000,"active_file":300000,"file_mapped":10,"shmem":0,"pgfault":77}}}"#);
+        let s = parse(
+            r#"{"memory_stats":{"usage":5000000,"limit":9999999999,
+            "stats":{"anon":3000000,"file":1500000,"inactive_file":1200000,"active_file":300000,"file_mapped":10,"shmem":0,"pgfault":77}}}"#,
+        );
         let m = memory(s.memory_stats.as_ref().unwrap()).unwrap();
         assert_eq!(m.working_set, 3_800_000);
         assert_eq!(m.rss, Some(3_000_000));
@@ -188,17 +197,23 @@ mod tests {
 
     #[test]
     fn series_names_units_and_labels() {
-        let s = parse(r#"{"read":"2026-01-01T00:00:00Z",
+        let s = parse(
+            r#"{"read":"2026-01-01T00:00:00Z",
             "cpu_stats":{"cpu_usage":{"total_usage":2500000000,"usage_in_usermode":2000000000,"usage_in_kernelmode":500000000},"online_cpus":4,
                 "throttling_data":{"periods":10,"throttled_periods":2,"throttled_time":300000000}},
             "memory_stats":{"usage":1000,"stats":{"inactive_file":100,"anon":700,"file":200}},
             "networks":{"eth0":{"rx_bytes":10,"rx_packets":1,"rx_errors":0,"rx_dropped":0,"tx_bytes":20,"tx_packets":2,"tx_errors":0,"tx_dropped":0}},
             "blkio_stats":{"io_service_bytes_recursive":[{"major":8,"minor":0,"op":"read","value":4096},{"major":8,"minor":0,"op":"write","value":8192}]},
-            "pids_stats":{"current":3,"limit":18446744073709551615}}"#);
+            "pids_stats":{"current":3,"limit":18446744073709551615}}"#,
+        );
         let mut b = Batch::new();
         push_stats(&s, &[Label::new("name", "web")], 1000, &mut b);
         let get = |name: &str| -> Vec<(Vec<Label>, f64)> {
-            b.series.iter().filter(|t| t.labels.iter().any(|l| l.name == "__name__" && l.value == name)).map(|t| (t.labels.clone(), t.samples[0].value)).collect()
+            b.series
+                .iter()
+                .filter(|t| t.labels.iter().any(|l| l.name == "__name__" && l.value == name))
+                .map(|t| (t.labels.clone(), t.samples[0].value))
+                .collect()
         };
         assert_eq!(get("container_cpu_usage_seconds_total")[0].1, 2.5);
         assert!(get("container_cpu_usage_seconds_total")[0].0.contains(&Label::new("cpu", "total")));

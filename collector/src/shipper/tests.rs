@@ -57,7 +57,13 @@ fn batch(n: usize, tag: &str) -> Batch {
 }
 
 fn setup(url: &str, dir: &std::path::Path) -> (Outbox, RemoteWriteConfig, RemoteWriteClient, CollectorMetrics) {
-    let cfg = RemoteWriteConfig { url: url.into(), min_backoff: Duration::from_millis(20), max_backoff: Duration::from_millis(200), max_samples_per_send: 10, ..Default::default() };
+    let cfg = RemoteWriteConfig {
+        url: url.into(),
+        min_backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(200),
+        max_samples_per_send: 10,
+        ..Default::default()
+    };
     let reg = crowsnest_wire::ops::new_registry();
     let metrics = CollectorMetrics::register(&reg);
     let (q, _) = DiskQueue::open(dir, 1 << 20, 1 << 14).unwrap();
@@ -141,6 +147,11 @@ async fn outage_then_restart_delivers_everything() {
     wait_for(|| rx.lock().got.iter().map(|w| w.sample_count()).sum::<usize>() == 35).await;
     stop.cancel();
     task.await.unwrap();
-    let tags: Vec<String> = rx.lock().got.iter().map(|w| w.timeseries[0].labels.iter().find(|l| l.name == "tag").unwrap().value.clone()).collect();
+    let tags: Vec<String> = rx
+        .lock()
+        .got
+        .iter()
+        .map(|w| w.timeseries[0].labels.iter().find(|l| l.name == "tag").unwrap().value.clone())
+        .collect();
     assert_eq!(tags, vec!["c0", "c1", "c2", "c3", "c4"]);
 }

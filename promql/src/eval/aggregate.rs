@@ -303,13 +303,11 @@ fn select_k(
     v
 }
 
-/// `limit_ratio`'s deterministic sampling: a series is kept when its label hash, as a fraction
-/// of the hash space, is below the ratio (or, for negative ratios, at or above `1 + ratio`).
+/// `limit_ratio`'s deterministic sampling (Prometheus' `HashRatioSampler`): a series is kept when
+/// its label hash, as a fraction of the hash space, is below the ratio (or, for negative ratios,
+/// at or above `1 + ratio`).
 fn ratio_keep(ratio: f64, labels: &Labels) -> bool {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    labels.hash(&mut h);
-    let off = h.finish() as f64 / u64::MAX as f64;
+    let off = super::labelhash::labels_hash(labels) as f64 / u64::MAX as f64;
     (ratio >= 0.0 && off < ratio) || (ratio < 0.0 && off >= 1.0 + ratio)
 }
 

@@ -4,7 +4,7 @@
 //! (`VectorBinop`, `VectorAnd/Or/Unless`, `VectorscalarBinop`, `resultMetric`) and
 //! <https://prometheus.io/docs/prometheus/latest/querying/operators/>.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use crowsnest_wire::{Labels, METRIC_NAME};
 use promql_parser::parser::token::{self, TokenId};
@@ -163,7 +163,24 @@ impl Evaluator<'_, '_> {
                 }
             }
         }
-        lout.extend(rout);
+        // `or` over a range: a series may come from the left at some steps and from the right
+        // at others; Prometheus accumulates output by label set, so these are one series (they
+        // never share a step, the right one is dropped wherever the left one matches).
+        let by_labels: HashMap<(&Labels, bool), usize> =
+            lout.iter().enumerate().map(|(i, s)| ((&s.labels, s.drop_name), i)).collect();
+        let mut merges: Vec<(usize, Series)> = Vec::new();
+        let mut rest: Vec<Series> = Vec::new();
+        for s in rout {
+            match by_labels.get(&(&s.labels, s.drop_name)) {
+                Some(&i) if !s.points.is_empty() => merges.push((i, s)),
+                _ => rest.push(s),
+            }
+        }
+        for (i, s) in merges {
+            lout[i].points.extend(s.points);
+            lout[i].points.sort_by_key(|p| p.t);
+        }
+        lout.extend(rest);
         lout.retain(|s| !s.points.is_empty());
         Ok(lout)
     }

@@ -91,10 +91,8 @@ impl Evaluator<'_, '_> {
             let mut points = Vec::new();
             let mut pos = 0usize;
             for t in grid.iter() {
+                // Effective times never decrease over the steps (constant with `@`).
                 let te = at.unwrap_or(t) - offset;
-                if at.is_some() {
-                    pos = 0;
-                }
                 while pos < pts.len() && pts[pos].t <= te {
                     pos += 1;
                 }

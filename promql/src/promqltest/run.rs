@@ -412,3 +412,35 @@ fn compare_matrix(e: &EvalCmd, m: &[MatrixSeries], range: Option<(i64, i64)>) ->
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tolerance_follows_almost_equal() {
+        assert!(almost_equal(1.0, 1.0 + 1e-9));
+        assert!(!almost_equal(1.0, 1.001));
+        assert!(almost_equal(f64::NAN, f64::NAN));
+        assert!(!almost_equal(f64::NAN, stale_nan()));
+        assert!(!almost_equal(0.0, 1e-300));
+        assert!(almost_equal(f64::INFINITY, f64::INFINITY));
+    }
+
+    #[test]
+    fn parse_failures_are_named() {
+        assert!(classify_parse_failure("rate(x[1m] anchored)", "").contains("anchored"));
+        assert!(classify_parse_failure("x[26m+4m]", "").contains("duration"));
+        assert!(classify_parse_failure("x >/ 1", "").contains("trimming"));
+    }
+
+    #[test]
+    fn runs_a_script_end_to_end() {
+        let script = "load 1m\n  m{a=\"1\"} 0+1x10\n\neval instant at 5m m\n  m{a=\"1\"} 5\n\neval instant at 5m m\n  m{a=\"1\"} 6\n\neval range from 0 to 2m step 1m m * 2\n  {a=\"1\"} 0 2 4\n";
+        let r = run_script(script, &Engine::default(), &|_, _| None);
+        assert_eq!(r.results.len(), 3);
+        assert_eq!(r.results[0].1, EvalOutcome::Passed);
+        assert!(matches!(r.results[1].1, EvalOutcome::Failed(_)));
+        assert_eq!(r.results[2].1, EvalOutcome::Passed);
+    }
+}

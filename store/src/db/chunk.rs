@@ -178,6 +178,12 @@ fn from_decimal(m: i64, e: u8) -> f64 {
     if e == 0 { m as f64 } else { m as f64 / POW10[e as usize] }
 }
 
+/// The start time from the header without verifying the checksum (for skipping chunks during
+/// range scans; the chunk is verified when decoded).
+pub fn min_t_unchecked(bytes: &[u8]) -> Option<i64> {
+    ByteReader::new(bytes.get(HEADER_FIXED..)?).varint()
+}
+
 /// Reads the header (time range, count) after verifying the checksum.
 pub fn meta(bytes: &[u8]) -> Result<ChunkMeta, ChunkError> {
     let (m, _, _) = header(bytes)?;

@@ -36,6 +36,8 @@ pub struct Engine {
     pub(super) metadata: RwLock<BTreeMap<String, MetadataEntry>>,
     pub(super) metrics: Metrics,
     pub(super) checkpoint_lock: Mutex<()>,
+    pub(super) compaction_lock: Mutex<()>,
+    pub(super) last_compaction: Mutex<Instant>,
     pub(super) last_checkpoint: Mutex<Instant>,
     pub(super) last_retention: Mutex<Instant>,
 }
@@ -104,6 +106,8 @@ impl Engine {
             metadata: RwLock::new(BTreeMap::new()),
             metrics,
             checkpoint_lock: Mutex::new(()),
+            compaction_lock: Mutex::new(()),
+            last_compaction: Mutex::new(Instant::now()),
             last_checkpoint: Mutex::new(Instant::now()),
             last_retention: Mutex::new(Instant::now()),
         };

@@ -18,7 +18,7 @@ use crowsnest_wire::{Label, Sample};
 use super::chunk::{self, ChunkMeta};
 use super::index::labels_eq_encoded;
 use super::metrics::Metrics;
-use super::persist::{CHUNK_SPAN_MS, Disk};
+use super::persist::{CHUNK_SPAN_MS, Disk, window_of};
 use super::xor::XorChunk;
 use crate::error::StoreError;
 
@@ -81,6 +81,8 @@ pub struct MemSeries {
     pub ooo: Vec<Sample>,
     /// Changed since the last checkpoint.
     pub dirty: bool,
+    /// Windows ending before this were compacted by this process.
+    pub compacted_until: i64,
 }
 
 /// Where appends write closed chunks, plus the chunks of one series decoded during one append
@@ -107,6 +109,7 @@ impl MemSeries {
             head: XorChunk::new(),
             ooo: Vec::new(),
             dirty: false,
+            compacted_until: i64::MIN,
         }
     }
 
@@ -117,7 +120,7 @@ impl MemSeries {
         }
         let samples = self.head.samples();
         let bytes = chunk::encode_with_xor(&samples, &self.head);
-        disk.put_chunk(sref, self.head.min_t(), &bytes)?;
+        disk.put_chunk(sref, self.head.max_t(), &bytes)?;
         m.chunks.inc();
         m.chunk_bytes.inc_by(bytes.len() as u64);
         m.chunk_samples.inc_by(samples.len() as u64);
@@ -128,9 +131,9 @@ impl MemSeries {
 
     /// Writes the out-of-order buffer as its own chunk.
     pub fn flush_ooo(&mut self, sref: u64, disk: &Disk, m: &Metrics) -> Result<(), StoreError> {
-        let Some(first) = self.ooo.first() else { return Ok(()) };
+        let Some(last) = self.ooo.last() else { return Ok(()) };
         let bytes = chunk::encode(&self.ooo);
-        disk.put_chunk(sref, first.timestamp, &bytes)?;
+        disk.put_chunk(sref, last.timestamp, &bytes)?;
         m.chunks.inc();
         m.chunk_bytes.inc_by(bytes.len() as u64);
         m.chunk_samples.inc_by(self.ooo.len() as u64);
@@ -194,7 +197,9 @@ impl MemSeries {
         let bits = v.to_bits();
         if t > self.max_t {
             if !self.head.is_empty()
-                && (self.head.len() >= HEAD_CHUNK_SAMPLES || t.saturating_sub(self.head.min_t()) >= CHUNK_SPAN_MS)
+                && (self.head.len() >= HEAD_CHUNK_SAMPLES
+                    || t.saturating_sub(self.head.min_t()) >= CHUNK_SPAN_MS
+                    || window_of(t) != window_of(self.head.min_t()))
             {
                 self.cut_head(sref, disk, m)?;
             }
@@ -221,6 +226,9 @@ impl MemSeries {
             }
             self.head = c;
         } else {
+            if self.ooo.first().is_some_and(|f| window_of(f.timestamp) != window_of(t)) {
+                self.flush_ooo(sref, disk, m)?;
+            }
             let i = self.ooo.partition_point(|s| s.timestamp < t);
             self.ooo.insert(i, Sample::new(t, v));
             let span = self.ooo.last().map_or(0, |l| l.timestamp) - self.ooo.first().map_or(0, |f| f.timestamp);

@@ -175,6 +175,10 @@ impl Engine {
         if self.last_retention.lock().elapsed() >= cfg.retention_interval {
             self.apply_retention()?;
         }
+        if self.last_compaction.lock().elapsed() >= cfg.retention_interval {
+            *self.last_compaction.lock() = Instant::now();
+            self.compact(self.compaction_horizon())?;
+        }
         self.update_disk_gauges();
         Ok(())
     }

@@ -20,6 +20,7 @@
 //!   truncation).
 //! - `crowsnest_store_retention_chunks_dropped_total` / `crowsnest_store_retention_series_dropped_total`:
 //!   what retention removed.
+//! - `crowsnest_store_compacted_chunks_total`: chunks merged into bigger blocks by compaction.
 //! - `crowsnest_store_corrupt_chunks_total`: chunks whose checksum or format failed on read.
 
 use std::sync::atomic::AtomicU64;
@@ -49,6 +50,7 @@ pub struct Metrics {
     pub retention_chunks: Counter,
     pub retention_series: Counter,
     pub corrupt_chunks: Counter,
+    pub compacted_chunks: Counter,
 }
 
 impl Default for Metrics {
@@ -76,6 +78,7 @@ impl Metrics {
             retention_chunks: Counter::default(),
             retention_series: Counter::default(),
             corrupt_chunks: Counter::default(),
+            compacted_chunks: Counter::default(),
         }
     }
 
@@ -118,6 +121,11 @@ impl Metrics {
             format!("{p}corrupt_chunks"),
             "Chunks that failed their checksum or format check on read.",
             self.corrupt_chunks.clone(),
+        );
+        r.register(
+            format!("{p}compacted_chunks"),
+            "Chunks merged into bigger blocks by compaction.",
+            self.compacted_chunks.clone(),
         );
     }
 

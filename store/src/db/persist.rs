@@ -5,19 +5,30 @@
 //!   label set ↔ ref mapping; the in-memory hash map and postings are rebuilt from it at start).
 //! - `postings`: `uvarint len name | name | uvarint len value | value | ref u64 BE` → empty
 //!   (the inverted index on disk, for `fsck` and tools; queries use the in-memory copy).
-//! - `chunks`: `ref u64 BE | min_t (sign-flipped) u64 BE` → closed chunk (see `chunk.rs`), so a
-//!   range scan returns one series' chunks in time order.
+//! - `chunks`: `ref u64 BE | max_t (sign-flipped) u64 BE` → closed chunk (see `chunk.rs`): the
+//!   series-major layout keyed by the chunk's *end* (§5.3 item 4), so `range((ref, start)..)` lands
+//!   on the first chunk that can hold `start`, retention deletes a plain key range, and old data
+//!   never slows down queries for recent data. Every chunk lies inside one [`BLOCK_WINDOW_MS`]
+//!   window, which bounds how far past `end` a scan must look.
 //! - `heads`: `ref u64 BE` → head chunk snapshot taken at the last checkpoint.
 
 use std::path::Path;
 
 use super::bits::put_uvarint;
-use super::chunk::{self, ChunkMeta};
+use super::chunk;
 use crate::error::StoreError;
 
-/// Longest time range one chunk may cover; lets a query find every chunk overlapping
-/// `[start, end]` by scanning chunk start times in `[start - CHUNK_SPAN_MS, end]`.
+/// Longest time range one head chunk may cover before it is closed.
 pub const CHUNK_SPAN_MS: i64 = 2 * 3600 * 1000;
+
+/// Chunks never straddle these aligned windows; compaction merges a window's chunks of one series
+/// into blocks. A chunk overlapping `[start, end]` therefore ends in `[start, end + window)`.
+pub const BLOCK_WINDOW_MS: i64 = 6 * 3600 * 1000;
+
+/// The aligned window a timestamp falls in.
+pub fn window_of(t: i64) -> i64 {
+    t.div_euclid(BLOCK_WINDOW_MS)
+}
 
 pub struct Disk {
     db: sled::Db,
@@ -39,10 +50,10 @@ fn flip(t: i64) -> u64 {
     (t as u64) ^ (1 << 63)
 }
 
-pub fn chunk_key(sref: u64, min_t: i64) -> [u8; 16] {
+pub fn chunk_key(sref: u64, max_t: i64) -> [u8; 16] {
     let mut k = [0u8; 16];
     k[..8].copy_from_slice(&sref.to_be_bytes());
-    k[8..].copy_from_slice(&flip(min_t).to_be_bytes());
+    k[8..].copy_from_slice(&flip(max_t).to_be_bytes());
     k
 }
 
@@ -157,44 +168,69 @@ impl Disk {
         Ok(out)
     }
 
-    pub fn put_chunk(&self, sref: u64, min_t: i64, bytes: &[u8]) -> Result<(), StoreError> {
-        self.chunks.insert(chunk_key(sref, min_t), bytes)?;
+    /// True when the postings row for `(name, value, sref)` exists.
+    pub fn has_posting(&self, sref: u64, name: &str, value: &str) -> Result<bool, StoreError> {
+        let mut enc = Vec::new();
+        super::index::encode_labels(&[crowsnest_wire::Label::new(name, value)], &mut enc);
+        let key = posting_keys(sref, &enc).pop().unwrap_or_default();
+        Ok(self.postings.contains_key(key)?)
+    }
+
+    pub fn put_chunk(&self, sref: u64, max_t: i64, bytes: &[u8]) -> Result<(), StoreError> {
+        self.chunks.insert(chunk_key(sref, max_t), bytes)?;
         Ok(())
     }
 
-    /// Raw chunks of `sref` that may overlap `[start, end]`, in start-time order.
+    pub fn remove_chunk(&self, key: &[u8]) -> Result<(), StoreError> {
+        self.chunks.remove(key)?;
+        Ok(())
+    }
+
+    /// Raw chunks of `sref` that may overlap `[start, end]` (by their end time and the header's
+    /// start time, checksum not yet verified), in end-time order.
     pub fn chunks_overlapping(&self, sref: u64, start: i64, end: i64) -> Result<Vec<sled::IVec>, StoreError> {
-        let lo = chunk_key(sref, start.saturating_sub(CHUNK_SPAN_MS));
-        let hi = chunk_key(sref, end);
+        let lo = chunk_key(sref, start);
+        let hi = chunk_key(sref, end.saturating_add(BLOCK_WINDOW_MS));
         let mut out = Vec::new();
         for kv in self.chunks.range(lo..=hi) {
-            out.push(kv?.1);
+            let v = kv?.1;
+            if chunk::min_t_unchecked(&v).is_none_or(|min_t| min_t <= end) {
+                out.push(v);
+            }
         }
         Ok(out)
     }
 
-    /// Deletes chunks of `sref` that end before `cutoff`; returns (dropped, min_t of the first
-    /// chunk kept).
+    /// Chunks of `sref` whose end time is in `[lo, hi)`, with their keys.
+    pub fn chunks_ending_in(&self, sref: u64, lo: i64, hi: i64) -> Result<Vec<(sled::IVec, sled::IVec)>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.chunks.range(chunk_key(sref, lo)..chunk_key(sref, hi)) {
+            out.push(kv?);
+        }
+        Ok(out)
+    }
+
+    /// Deletes the chunks of `sref` that end before `cutoff` (a key range: no value is read);
+    /// returns (dropped, earliest start of the chunks kept).
     pub fn drop_chunks_before(&self, sref: u64, cutoff: i64) -> Result<(u64, Option<i64>), StoreError> {
         let mut dropped = 0;
         for kv in self.chunks.range(chunk_key(sref, i64::MIN)..chunk_key(sref, cutoff)) {
-            let (k, v) = kv?;
-            let ChunkMeta { max_t, .. } = match chunk::meta(&v) {
-                Ok(m) => m,
-                Err(e) => {
-                    tracing::warn!(series = sref, error = %e, "Dropping unreadable chunk during retention.");
-                    ChunkMeta { min_t: i64::MIN, max_t: i64::MIN, count: 0 }
-                }
-            };
-            if max_t < cutoff {
-                self.chunks.remove(k)?;
-                dropped += 1;
-            }
+            self.chunks.remove(kv?.0)?;
+            dropped += 1;
         }
-        let first = match self.chunks.scan_prefix(sref.to_be_bytes()).next() {
-            Some(kv) => Some(chunk::meta(&kv?.1).map_err(|e| corrupt(&e.to_string()))?.min_t),
-            None => None,
-        };
+        // Chunks start at most one window before they end: look that far for the earliest start.
+        let mut first: Option<i64> = None;
+        let mut limit = i64::MAX;
+        for kv in self.chunks.range(chunk_key(sref, cutoff)..=chunk_key(sref, i64::MAX)) {
+            let (k, v) = kv?;
+            let max_t = (u64::from_be_bytes(k[8..16].try_into().map_err(|_| corrupt("chunk key"))?) ^ (1 << 63)) as i64;
+            if max_t > limit {
+                break;
+            }
+            let min_t = chunk::min_t_unchecked(&v).unwrap_or(max_t);
+            first = Some(first.map_or(min_t, |f: i64| f.min(min_t)));
+            limit = limit.min(max_t.saturating_add(BLOCK_WINDOW_MS));
+        }
         Ok((dropped, first))
     }
 

@@ -64,7 +64,9 @@ impl ApiError {
 
     /// The status this error is answered with.
     pub fn status(&self) -> StatusCode {
-        self.status.unwrap_or_else(|| StatusCode::from_u16(self.kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        self.status.unwrap_or_else(|| {
+            StatusCode::from_u16(self.kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+        })
     }
 }
 

@@ -26,17 +26,24 @@ pub async fn write(State(s): State<ApiState>, req_headers: HeaderMap, body: Body
     if let Some(ct) = header_str(&req_headers, header::CONTENT_TYPE) {
         let ct = ct.to_ascii_lowercase();
         if ct.contains(PROTO_V2) {
-            return Err(ApiError::bad_data("remote_write 2.0 is not supported; send prometheus.WriteRequest (remote_write 1.0)").with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
+            return Err(ApiError::bad_data(
+                "remote_write 2.0 is not supported; send prometheus.WriteRequest (remote_write 1.0)",
+            )
+            .with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
         }
     }
     if let Some(enc) = header_str(&req_headers, header::CONTENT_ENCODING)
         && !enc.eq_ignore_ascii_case(headers::SNAPPY)
     {
-        return Err(ApiError::bad_data(format!("{enc} encoding (compression) is not accepted by this server; only snappy is acceptable")).with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
+        return Err(ApiError::bad_data(format!(
+            "{enc} encoding (compression) is not accepted by this server; only snappy is acceptable"
+        ))
+        .with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
     }
     check_content_length(&req_headers, limits.max_request_body_bytes)?;
     let raw = read_body(body, limits.max_request_body_bytes).await?;
-    let request = WriteRequest::decode_snappy(&raw, limits.max_decompressed_bytes).map_err(|e| ApiError::bad_data(format!("invalid remote_write body: {e}")))?;
+    let request = WriteRequest::decode_snappy(&raw, limits.max_decompressed_bytes)
+        .map_err(|e| ApiError::bad_data(format!("invalid remote_write body: {e}")))?;
     drop(raw);
     let db = s.db.clone();
     let outcome = tokio::task::spawn_blocking(move || {
@@ -47,7 +54,11 @@ pub async fn write(State(s): State<ApiState>, req_headers: HeaderMap, body: Body
     })
     .await??;
     if !outcome.rejected.is_empty() {
-        tracing::debug!(accepted = outcome.accepted, rejected = outcome.rejected.len(), "Remote write batch partly rejected.");
+        tracing::debug!(
+            accepted = outcome.accepted,
+            rejected = outcome.rejected.len(),
+            "Remote write batch partly rejected."
+        );
         return Err(ApiError::bad_data(describe_rejections(&outcome.rejected)));
     }
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -55,11 +66,16 @@ pub async fn write(State(s): State<ApiState>, req_headers: HeaderMap, body: Body
 
 /// `POST /api/v1/import/prometheus`: Prometheus text or OpenMetrics (chosen by Content-Type or
 /// a trailing `# EOF`). Lines without a timestamp get the time of the request.
-pub async fn import_prometheus(State(s): State<ApiState>, req_headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+pub async fn import_prometheus(
+    State(s): State<ApiState>,
+    req_headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     let limit = s.config.limits.max_decompressed_bytes.max(s.config.limits.max_request_body_bytes);
     check_content_length(&req_headers, limit)?;
     let raw = read_body(body, limit).await?;
-    let text = String::from_utf8(raw).map_err(|e| ApiError::bad_data(format!("body is not valid UTF-8 (byte {})", e.utf8_error().valid_up_to())))?;
+    let text = String::from_utf8(raw)
+        .map_err(|e| ApiError::bad_data(format!("body is not valid UTF-8 (byte {})", e.utf8_error().valid_up_to())))?;
     let format = Format::detect(header_str(&req_headers, header::CONTENT_TYPE), &text);
     let now = chrono::Utc::now().timestamp_millis();
     let db = s.db.clone();

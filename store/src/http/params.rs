@@ -49,7 +49,8 @@ impl Params {
     pub fn time_or(&self, name: &str, default: i64) -> Result<i64, ApiError> {
         match self.non_empty(name) {
             None => Ok(default),
-            Some(v) => parse_time(v).map_err(|e| ApiError::invalid_param(name, format!("invalid time value for '{name}': {e}"))),
+            Some(v) => parse_time(v)
+                .map_err(|e| ApiError::invalid_param(name, format!("invalid time value for '{name}': {e}"))),
         }
     }
 
@@ -66,7 +67,9 @@ impl Params {
     /// `limit` (`parseLimitParam`): absent or 0 means unlimited.
     pub fn limit(&self) -> Result<Option<usize>, ApiError> {
         let Some(v) = self.non_empty("limit") else { return Ok(None) };
-        let n: i64 = v.parse().map_err(|_| ApiError::invalid_param("limit", format!("strconv.Atoi: parsing {v:?}: invalid syntax")))?;
+        let n: i64 = v
+            .parse()
+            .map_err(|_| ApiError::invalid_param("limit", format!("strconv.Atoi: parsing {v:?}: invalid syntax")))?;
         if n < 0 {
             return Err(ApiError::invalid_param("limit", "limit must be non-negative"));
         }
@@ -84,12 +87,17 @@ impl<S: Send + Sync> FromRequest<S> for Params {
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
         let url_params = parse_form(req.uri().query().unwrap_or(""))?;
-        let is_form = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|ct| ct.to_ascii_lowercase().starts_with(FORM_CONTENT_TYPE));
+        let is_form = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.to_ascii_lowercase().starts_with(FORM_CONTENT_TYPE));
         let has_body = matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH);
         let mut all = Vec::new();
         if is_form && has_body {
             let body = read_body(req.into_body(), MAX_FORM_BYTES).await?;
-            let text = std::str::from_utf8(&body).map_err(|_| ApiError::bad_data("error parsing form: body is not valid UTF-8"))?;
+            let text = std::str::from_utf8(&body)
+                .map_err(|_| ApiError::bad_data("error parsing form: body is not valid UTF-8"))?;
             all = parse_form(text)?;
         }
         all.extend(url_params);
@@ -98,7 +106,8 @@ impl<S: Send + Sync> FromRequest<S> for Params {
 }
 
 fn parse_form(s: &str) -> Result<Vec<(String, String)>, ApiError> {
-    serde_urlencoded::from_str::<Vec<(String, String)>>(s).map_err(|e| ApiError::bad_data(format!("error parsing form: {e}")))
+    serde_urlencoded::from_str::<Vec<(String, String)>>(s)
+        .map_err(|e| ApiError::bad_data(format!("error parsing form: {e}")))
 }
 
 /// Buffers a request body, refusing more than `limit` bytes with 413 (checked against
@@ -118,7 +127,8 @@ pub async fn read_body(body: axum::body::Body, limit: usize) -> Result<Vec<u8>, 
 
 /// The 413 answer for a body above `limit` bytes.
 pub fn too_large(limit: usize) -> ApiError {
-    ApiError::bad_data(format!("request body too large: the limit is {limit} bytes")).with_status(axum::http::StatusCode::PAYLOAD_TOO_LARGE)
+    ApiError::bad_data(format!("request body too large: the limit is {limit} bytes"))
+        .with_status(axum::http::StatusCode::PAYLOAD_TOO_LARGE)
 }
 
 /// Parses a Prometheus API time: float Unix seconds (rounded to milliseconds, clamped to
@@ -188,12 +198,17 @@ pub fn parse_selector(sel: &str) -> Result<Vec<Vec<Matcher>>, ApiError> {
         return Err(ApiError::bad_data(format!("1:1: parse error: expected a series selector, got {sel:?}")));
     };
     let name = vs.name.as_ref().map(|n| Matcher::equal(crowsnest_wire::METRIC_NAME, n.clone()));
-    let groups: Vec<&Vec<promql_parser::label::Matcher>> =
-        if vs.matchers.or_matchers.is_empty() { vec![&vs.matchers.matchers] } else { vs.matchers.or_matchers.iter().collect() };
+    let groups: Vec<&Vec<promql_parser::label::Matcher>> = if vs.matchers.or_matchers.is_empty() {
+        vec![&vs.matchers.matchers]
+    } else {
+        vs.matchers.or_matchers.iter().collect()
+    };
     let mut sets = Vec::new();
     for group in groups {
         let mut set: Vec<Matcher> = name.iter().cloned().collect();
-        for m in group.iter().chain(if vs.matchers.or_matchers.is_empty() { [].iter() } else { vs.matchers.matchers.iter() }) {
+        for m in
+            group.iter().chain(if vs.matchers.or_matchers.is_empty() { [].iter() } else { vs.matchers.matchers.iter() })
+        {
             set.push(convert_matcher(m)?);
         }
         sets.push(set);
@@ -209,7 +224,8 @@ fn convert_matcher(m: &promql_parser::label::Matcher) -> Result<Matcher, ApiErro
         P::Re(_) => MatchOp::Regex,
         P::NotRe(_) => MatchOp::NotRegex,
     };
-    Matcher::new(op, m.name.clone(), m.value.clone()).map_err(|e| ApiError::bad_data(format!("invalid regular expression in matcher {}: {e}", m.name)))
+    Matcher::new(op, m.name.clone(), m.value.clone())
+        .map_err(|e| ApiError::bad_data(format!("invalid regular expression in matcher {}: {e}", m.name)))
 }
 
 #[cfg(test)]
@@ -259,7 +275,12 @@ mod tests {
 
     #[test]
     fn params_merge_and_limit() {
-        let p = Params(vec![("limit".into(), "5".into()), ("match[]".into(), "a".into()), ("limit".into(), "7".into()), ("match[]".into(), "b".into())]);
+        let p = Params(vec![
+            ("limit".into(), "5".into()),
+            ("match[]".into(), "a".into()),
+            ("limit".into(), "7".into()),
+            ("match[]".into(), "b".into()),
+        ]);
         assert_eq!(p.limit().unwrap(), Some(5));
         assert_eq!(p.all("match[]"), vec!["a", "b"]);
         let p = Params(vec![("limit".into(), "-1".into())]);

@@ -53,12 +53,18 @@ pub async fn query_range(State(s): State<ApiState>, p: Params) -> Result<Respons
     if end < start {
         return Err(ApiError::invalid_param("end", "end timestamp must not be before start time"));
     }
-    let step = super::params::parse_duration_param(p.get("step").unwrap_or("")).map_err(|e| ApiError::invalid_param("step", e))?;
+    let step = super::params::parse_duration_param(p.get("step").unwrap_or(""))
+        .map_err(|e| ApiError::invalid_param("step", e))?;
     if step <= 0 {
-        return Err(ApiError::invalid_param("step", "zero or negative query resolution step widths are not accepted. Try a positive integer"));
+        return Err(ApiError::invalid_param(
+            "step",
+            "zero or negative query resolution step widths are not accepted. Try a positive integer",
+        ));
     }
     if (end as i128 - start as i128) / step as i128 > MAX_POINTS_PER_SERIES as i128 {
-        return Err(ApiError::bad_data("exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)"));
+        return Err(ApiError::bad_data(
+            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
+        ));
     }
     let timeout = p.duration_opt("timeout")?;
     let lookback = p.duration_opt("lookback_delta")?;
@@ -68,7 +74,13 @@ pub async fn query_range(State(s): State<ApiState>, p: Params) -> Result<Respons
 }
 
 /// Runs one query under the concurrency limit, deadline and cancellation rules.
-async fn evaluate(s: &ApiState, query: String, job: Job, timeout_ms: Option<i64>, lookback_ms: Option<i64>) -> Result<QueryOutput, ApiError> {
+async fn evaluate(
+    s: &ApiState,
+    query: String,
+    job: Job,
+    timeout_ms: Option<i64>,
+    lookback_ms: Option<i64>,
+) -> Result<QueryOutput, ApiError> {
     let mut timeout = s.config.query.timeout;
     if let Some(t) = timeout_ms {
         timeout = timeout.min(Duration::from_millis(t.max(0) as u64));

@@ -46,7 +46,8 @@ pub async fn series(State(s): State<ApiState>, p: Params) -> Result<Response, Ap
     found.dedup();
     let mut warnings = Vec::new();
     let found = apply_limit(found, limit, &mut warnings);
-    let data: Vec<Metric> = found.iter().map(|l| l.iter().map(|x| (x.name.clone(), x.value.clone())).collect()).collect();
+    let data: Vec<Metric> =
+        found.iter().map(|l| l.iter().map(|x| (x.name.clone(), x.value.clone())).collect()).collect();
     Ok(success(data, warnings, vec![]))
 }
 
@@ -64,7 +65,11 @@ pub async fn labels(State(s): State<ApiState>, p: Params) -> Result<Response, Ap
 }
 
 /// `GET /api/v1/label/<name>/values` (`U__`-escaped UTF-8 names are unescaped).
-pub async fn label_values(State(s): State<ApiState>, Path(name): Path<String>, p: Params) -> Result<Response, ApiError> {
+pub async fn label_values(
+    State(s): State<ApiState>,
+    Path(name): Path<String>,
+    p: Params,
+) -> Result<Response, ApiError> {
     let name = unescape_name(&name);
     if name.is_empty() {
         return Err(ApiError::bad_data(format!("invalid label name: {name:?}")));
@@ -74,7 +79,8 @@ pub async fn label_values(State(s): State<ApiState>, Path(name): Path<String>, p
     let limit = p.limit()?;
     let sets = p.match_sets()?;
     let db = s.db.clone();
-    let values = tokio::task::spawn_blocking(move || db.label_values(&name, &sets, start, end, probe_limit(limit))).await??;
+    let values =
+        tokio::task::spawn_blocking(move || db.label_values(&name, &sets, start, end, probe_limit(limit))).await??;
     let mut warnings = Vec::new();
     let values = apply_limit(values, limit, &mut warnings);
     Ok(success(values, warnings, vec![]))

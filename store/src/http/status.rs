@@ -112,7 +112,9 @@ fn config_yaml(cfg: &crate::config::StoreConfig) -> Result<String, ApiError> {
     struct Wrapped<'a> {
         store: &'a crate::config::StoreConfig,
     }
-    serde_json::to_value(Wrapped { store: cfg }).map_err(|e| ApiError::internal("encoding the configuration", e)).map(|v| to_yaml(&v, 0))
+    serde_json::to_value(Wrapped { store: cfg })
+        .map_err(|e| ApiError::internal("encoding the configuration", e))
+        .map(|v| to_yaml(&v, 0))
 }
 
 /// A small YAML emitter for the config tree (maps, scalars); avoids a YAML dependency here.
@@ -127,7 +129,9 @@ fn to_yaml(v: &serde_json::Value, indent: usize) -> String {
                     out.push_str(&format!("{pad}{k}:\n"));
                     out.push_str(&to_yaml(val, indent + 2));
                 }
-                Value::String(s) => out.push_str(&format!("{pad}{k}: {}\n", serde_json::to_string(s).unwrap_or_default())),
+                Value::String(s) => {
+                    out.push_str(&format!("{pad}{k}: {}\n", serde_json::to_string(s).unwrap_or_default()))
+                }
                 other => out.push_str(&format!("{pad}{k}: {other}\n")),
             }
         }
@@ -180,7 +184,9 @@ pub async fn runtimeinfo(State(s): State<ApiState>) -> Response {
     let info = RuntimeInfo {
         start_time: rfc(s.started),
         cwd: std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_default(),
-        hostname: std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default(),
+        hostname: std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_default(),
         server_time: rfc(chrono::Utc::now()),
         reload_config_success: true,
         last_config_time: rfc(s.started),

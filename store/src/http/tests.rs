@@ -20,6 +20,9 @@ use super::{ApiState, router};
 use crate::config::StoreConfig;
 use crate::db::Db;
 
+/// Test series: label pairs (sent in the order given) and (timestamp ms, value) samples.
+pub(super) type SeriesSpec<'a> = (&'a [(&'a str, &'a str)], &'a [(i64, f64)]);
+
 /// A router over a fresh store in a temporary directory.
 pub(super) struct TestApp {
     pub state: ApiState,
@@ -50,7 +53,8 @@ pub(super) struct Reply {
 
 impl Reply {
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
 
     /// Asserts a Prometheus error envelope and returns its message.
@@ -86,7 +90,10 @@ impl TestApp {
     }
 
     pub async fn post_form(&self, uri: &str, form: &str) -> Reply {
-        let req = Request::post(uri).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded").body(Body::from(form.to_string())).expect("request");
+        let req = Request::post(uri)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(form.to_string()))
+            .expect("request");
         self.send(req).await
     }
 
@@ -101,14 +108,14 @@ impl TestApp {
     }
 
     /// Writes series given as (labels, samples) and asserts 204.
-    pub async fn write_ok(&self, series: &[(&[(&str, &str)], &[(i64, f64)])]) {
+    pub async fn write_ok(&self, series: &[SeriesSpec<'_>]) {
         let r = self.post_write(write_body(series, vec![])).await;
         assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", String::from_utf8_lossy(&r.body));
     }
 }
 
 /// A snappy remote_write body. Labels are sent in the order given (tests of unsorted labels).
-pub(super) fn write_body(series: &[(&[(&str, &str)], &[(i64, f64)])], metadata: Vec<MetricMetadata>) -> Vec<u8> {
+pub(super) fn write_body(series: &[SeriesSpec<'_>], metadata: Vec<MetricMetadata>) -> Vec<u8> {
     WriteRequest {
         timeseries: series
             .iter()

@@ -15,13 +15,27 @@ async fn serve() -> String {
     let app = axum::Router::new()
         .route("/ok", get(|| async { "all good" }))
         .route("/503", get(|| async { (StatusCode::SERVICE_UNAVAILABLE, "no") }))
-        .route("/spring-down", get(|| async { ([(header::CONTENT_TYPE, "application/json")], r#"{"status":"DOWN","components":{"db":{"status":"DOWN"}}}"#) }))
+        .route(
+            "/spring-down",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "application/json")],
+                    r#"{"status":"DOWN","components":{"db":{"status":"DOWN"}}}"#,
+                )
+            }),
+        )
         .route("/spring-up", get(|| async { ([(header::CONTENT_TYPE, "application/json")], r#"{"status":"UP"}"#) }))
-        .route("/warn", get(|| async { ([(header::CONTENT_TYPE, "application/health+json")], r#"{"status":"warn","checks":{}}"#) }))
-        .route("/hang", get(|| async {
-            tokio::time::sleep(Duration::from_secs(30)).await;
-            "late".into_response()
-        }));
+        .route(
+            "/warn",
+            get(|| async { ([(header::CONTENT_TYPE, "application/health+json")], r#"{"status":"warn","checks":{}}"#) }),
+        )
+        .route(
+            "/hang",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                "late".into_response()
+            }),
+        );
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
@@ -107,7 +121,11 @@ async fn tls_self_signed_fails_verification_but_reports_expiry_when_skipped() {
             let acc = acceptor.clone();
             tokio::spawn(async move {
                 let Ok(tls) = acc.accept(s).await else { return };
-                let svc = hyper::service::service_fn(|_req| async { Ok::<_, std::convert::Infallible>(hyper::Response::new(http_body_util::Full::new(Bytes::from_static(b"{\"status\":\"pass\"}")))) });
+                let svc = hyper::service::service_fn(|_req| async {
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(http_body_util::Full::new(
+                        Bytes::from_static(b"{\"status\":\"pass\"}"),
+                    )))
+                });
                 let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), svc).await;
             });
         }

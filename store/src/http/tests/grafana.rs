@@ -38,24 +38,48 @@ async fn metrics_browser_and_variables() {
     // Metric names, label names, label values with limit=40000 and integer start/end.
     let d = app.get(&format!("/api/v1/label/__name__/values?limit=40000&start={start}&end={end}")).await.data();
     assert_eq!(d, json!(["node_cpu_seconds_total", "up"]));
-    let d = app.post_form("/api/v1/labels", &format!("limit=40000&start={start}&end={end}&match[]={}", enc("node_cpu_seconds_total"))).await.data();
+    let d = app
+        .post_form(
+            "/api/v1/labels",
+            &format!("limit=40000&start={start}&end={end}&match[]={}", enc("node_cpu_seconds_total")),
+        )
+        .await
+        .data();
     assert_eq!(d, json!(["__name__", "cpu", "env", "instance"]));
     let sel = enc("{__name__=~\"node_cpu_seconds_total|up\",instance=\"h1\"}");
-    let d = app.get(&format!("/api/v1/label/env/values?limit=40000&start={start}&end={end}&match[]={sel}")).await.data();
+    let d =
+        app.get(&format!("/api/v1/label/env/values?limit=40000&start={start}&end={end}&match[]={sel}")).await.data();
     assert_eq!(d, json!(["prod"]));
     // label_values(up{env="$env"}, instance) with a multi-value variable (regex alternation).
     let sel = enc("up{env=~\"(prod|dev)\"}");
-    assert_eq!(app.get(&format!("/api/v1/label/instance/values?start={start}&end={end}&limit=40000&match[]={sel}")).await.data(), json!(["h1"]));
+    assert_eq!(
+        app.get(&format!("/api/v1/label/instance/values?start={start}&end={end}&limit=40000&match[]={sel}"))
+            .await
+            .data(),
+        json!(["h1"])
+    );
     // metrics(re)
     let sel = enc("{__name__=~\"node_.*\"}");
-    assert_eq!(app.get(&format!("/api/v1/label/__name__/values?match[]={sel}")).await.data(), json!(["node_cpu_seconds_total"]));
+    assert_eq!(
+        app.get(&format!("/api/v1/label/__name__/values?match[]={sel}")).await.data(),
+        json!(["node_cpu_seconds_total"])
+    );
     // Series-endpoint variables, ceil(ms/1000) start/end.
-    let d = app.post_form("/api/v1/series", &format!("start={start}&end={end}&match[]={}&limit=40000", enc("{__name__!=\"\"}"))).await.data();
+    let d = app
+        .post_form(
+            "/api/v1/series",
+            &format!("start={start}&end={end}&match[]={}&limit=40000", enc("{__name__!=\"\"}")),
+        )
+        .await
+        .data();
     assert_eq!(d.as_array().unwrap().len(), 3);
     // Metadata for hints.
     assert_eq!(app.get("/api/v1/metadata?limit=40000").await.status, StatusCode::OK);
     // Exemplar probe with millisecond epochs.
-    assert_eq!(app.post_form("/api/v1/query_exemplars", "query=test&start=1767321000000&end=1767322800000").await.data(), json!([]));
+    assert_eq!(
+        app.post_form("/api/v1/query_exemplars", "query=test&start=1767321000000&end=1767322800000").await.data(),
+        json!([])
+    );
 }
 
 #[tokio::test]

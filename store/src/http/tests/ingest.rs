@@ -31,7 +31,12 @@ async fn write_then_read_back() {
 #[tokio::test]
 async fn metadata_from_remote_write() {
     let app = app();
-    let md = vec![MetricMetadata { r#type: MetricType::Counter as i32, metric_family_name: "http_requests_total".into(), help: "Requests.".into(), unit: String::new() }];
+    let md = vec![MetricMetadata {
+        r#type: MetricType::Counter as i32,
+        metric_family_name: "http_requests_total".into(),
+        help: "Requests.".into(),
+        unit: String::new(),
+    }];
     let r = app.post_write(write_body(&[(&[("__name__", "http_requests_total")], &[(1000, 5.0)])], md)).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     let d = app.get("/api/v1/metadata").await.data();
@@ -45,7 +50,11 @@ async fn metadata_from_remote_write() {
 async fn rejected_series_are_named_and_the_rest_is_kept() {
     let app = app();
     let body = write_body(
-        &[(&[("__name__", "good"), ("a", "1")], &[(1000, 1.0)]), (&[("__name__", "bad"), ("bad-name", "x")], &[(1000, 1.0)]), (&[("__name__", "good"), ("a", "2")], &[(1000, 2.0)])],
+        &[
+            (&[("__name__", "good"), ("a", "1")], &[(1000, 1.0)]),
+            (&[("__name__", "bad"), ("bad-name", "x")], &[(1000, 1.0)]),
+            (&[("__name__", "good"), ("a", "2")], &[(1000, 2.0)]),
+        ],
         vec![],
     );
     let msg = app.post_write(body).await.error(400, "bad_data");
@@ -77,7 +86,7 @@ async fn malformed_bodies_get_4xx_and_the_server_keeps_serving() {
     let snappy = |raw: &[u8]| snap::raw::Encoder::new().compress_vec(raw).unwrap();
     let zeros_bomb = {
         // 4 MiB of a valid protobuf field repeated: compresses to a few KiB, inflates past the limit.
-        let raw = vec![0x0a, 0x00].repeat(2 << 20);
+        let raw = [0x0a, 0x00].repeat(2 << 20);
         snappy(&raw)
     };
     assert!(zeros_bomb.len() < 512 * 1024, "bomb must pass the body limit, got {}", zeros_bomb.len());
@@ -92,8 +101,18 @@ async fn malformed_bodies_get_4xx_and_the_server_keeps_serving() {
         ("oversized body", vec![0u8; 600 * 1024], 413, "too large"),
         ("invalid label name", write_body(&[(&[("__name__", "up"), ("0bad", "x")], &[(1, 1.0)])], vec![]), 400, "0bad"),
         ("invalid metric name", write_body(&[(&[("__name__", "1up")], &[(1, 1.0)])], vec![]), 400, "1up"),
-        ("unsorted labels", write_body(&[(&[("__name__", "up"), ("b", "1"), ("a", "2")], &[(1, 1.0)])], vec![]), 400, "sorted"),
-        ("duplicate labels", write_body(&[(&[("__name__", "up"), ("a", "1"), ("a", "2")], &[(1, 1.0)])], vec![]), 400, "duplicate"),
+        (
+            "unsorted labels",
+            write_body(&[(&[("__name__", "up"), ("b", "1"), ("a", "2")], &[(1, 1.0)])], vec![]),
+            400,
+            "sorted",
+        ),
+        (
+            "duplicate labels",
+            write_body(&[(&[("__name__", "up"), ("a", "1"), ("a", "2")], &[(1, 1.0)])], vec![]),
+            400,
+            "duplicate",
+        ),
         ("empty label value", write_body(&[(&[("__name__", "up"), ("a", "")], &[(1, 1.0)])], vec![]), 400, "empty"),
     ];
     for (name, body, status, needle) in cases {
@@ -110,9 +129,13 @@ async fn malformed_bodies_get_4xx_and_the_server_keeps_serving() {
 async fn wrong_encodings_and_versions_are_unsupported_media() {
     let app = app();
     let body = write_body(&[(&[("__name__", "up")], &[(1, 1.0)])], vec![]);
-    let req = Request::post("/api/v1/write").header(header::CONTENT_ENCODING, "gzip").body(Body::from(body.clone())).unwrap();
+    let req =
+        Request::post("/api/v1/write").header(header::CONTENT_ENCODING, "gzip").body(Body::from(body.clone())).unwrap();
     assert!(app.send(req).await.error(415, "bad_data").contains("only snappy"));
-    let req = Request::post("/api/v1/write").header(header::CONTENT_TYPE, "application/x-protobuf;proto=io.prometheus.write.v2.Request").body(Body::from(body.clone())).unwrap();
+    let req = Request::post("/api/v1/write")
+        .header(header::CONTENT_TYPE, "application/x-protobuf;proto=io.prometheus.write.v2.Request")
+        .body(Body::from(body.clone()))
+        .unwrap();
     assert!(app.send(req).await.error(415, "bad_data").contains("2.0"));
     // Bare 1.0 senders without headers are accepted.
     let req = Request::post("/api/v1/write").body(Body::from(body)).unwrap();
@@ -124,7 +147,10 @@ async fn wrong_encodings_and_versions_are_unsupported_media() {
 async fn text_import_keeps_good_lines_and_names_bad_ones() {
     let app = app();
     let text = "# HELP jobs_total Jobs.\n# TYPE jobs_total counter\njobs_total{queue=\"a\"} 3 1700000000000\nthis is { not valid\njobs_total{queue=\"b\"} 4 1700000000000\n";
-    let req = Request::post("/api/v1/import/prometheus").header(header::CONTENT_TYPE, "text/plain").body(Body::from(text)).unwrap();
+    let req = Request::post("/api/v1/import/prometheus")
+        .header(header::CONTENT_TYPE, "text/plain")
+        .body(Body::from(text))
+        .unwrap();
     let msg = app.send(req).await.error(400, "bad_data");
     assert!(msg.contains("line 4:"), "{msg}");
     assert!(msg.contains("imported 2 samples"), "{msg}");
@@ -133,7 +159,10 @@ async fn text_import_keeps_good_lines_and_names_bad_ones() {
     assert_eq!(app.get("/api/v1/metadata?metric=jobs_total").await.data()["jobs_total"][0]["type"], "counter");
 
     let om = "# TYPE t gauge\nt 1.5 1700000001.5\n# EOF\n";
-    let req = Request::post("/api/v1/import/prometheus").header(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0").body(Body::from(om)).unwrap();
+    let req = Request::post("/api/v1/import/prometheus")
+        .header(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0")
+        .body(Body::from(om))
+        .unwrap();
     assert_eq!(app.send(req).await.status, StatusCode::NO_CONTENT);
     let d = app.get("/api/v1/query?query=t&time=1700000001.5").await.data();
     assert_eq!(d["result"][0]["value"], serde_json::json!([1700000001.5, "1.5"]));

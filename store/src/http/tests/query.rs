@@ -14,7 +14,10 @@ async fn parameter_errors_match_prometheus() {
     let msg = app.get("/api/v1/query").await.error(400, "bad_data");
     assert!(msg.starts_with("invalid parameter \"query\": "), "{msg}");
     let msg = app.get("/api/v1/query?query=up&time=abc").await.error(400, "bad_data");
-    assert_eq!(msg, "invalid parameter \"time\": invalid time value for 'time': cannot parse \"abc\" to a valid timestamp");
+    assert_eq!(
+        msg,
+        "invalid parameter \"time\": invalid time value for 'time': cannot parse \"abc\" to a valid timestamp"
+    );
     let msg = app.get("/api/v1/query?query=up&timeout=soon").await.error(400, "bad_data");
     assert_eq!(msg, "invalid parameter \"timeout\": cannot parse \"soon\" to a valid duration");
     let msg = app.get("/api/v1/query?query=sum(").await.error(400, "bad_data");
@@ -25,11 +28,17 @@ async fn parameter_errors_match_prometheus() {
     let msg = app.get("/api/v1/query_range?query=up&start=10&end=5&step=1").await.error(400, "bad_data");
     assert_eq!(msg, "invalid parameter \"end\": end timestamp must not be before start time");
     let msg = app.get("/api/v1/query_range?query=up&start=0&end=5&step=0").await.error(400, "bad_data");
-    assert_eq!(msg, "invalid parameter \"step\": zero or negative query resolution step widths are not accepted. Try a positive integer");
+    assert_eq!(
+        msg,
+        "invalid parameter \"step\": zero or negative query resolution step widths are not accepted. Try a positive integer"
+    );
     let msg = app.get("/api/v1/query_range?query=up&start=0&end=5").await.error(400, "bad_data");
     assert_eq!(msg, "invalid parameter \"step\": cannot parse \"\" to a valid duration");
     let msg = app.get("/api/v1/query_range?query=up&start=0&end=11001&step=1").await.error(400, "bad_data");
-    assert_eq!(msg, "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)");
+    assert_eq!(
+        msg,
+        "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)"
+    );
     // Exactly 11,000 steps is allowed.
     assert_eq!(app.get("/api/v1/query_range?query=up&start=0&end=11000&step=1").await.data()["result"], json!([]));
 }
@@ -53,7 +62,12 @@ async fn time_and_step_syntaxes() {
 #[tokio::test]
 async fn limit_truncates_with_a_warning() {
     let app = app();
-    app.write_ok(&[(&[("__name__", "m"), ("i", "1")], &[(1000, 1.0)]), (&[("__name__", "m"), ("i", "2")], &[(1000, 2.0)]), (&[("__name__", "m"), ("i", "3")], &[(1000, 3.0)])]).await;
+    app.write_ok(&[
+        (&[("__name__", "m"), ("i", "1")], &[(1000, 1.0)]),
+        (&[("__name__", "m"), ("i", "2")], &[(1000, 2.0)]),
+        (&[("__name__", "m"), ("i", "3")], &[(1000, 3.0)]),
+    ])
+    .await;
     let r = app.get("/api/v1/query?query=m&time=1&limit=2").await;
     assert_eq!(r.data()["result"].as_array().unwrap().len(), 2);
     assert_eq!(r.json()["warnings"], json!(["results truncated due to limit"]));
@@ -76,7 +90,8 @@ async fn queue_timeout_is_503_and_slots_come_back() {
         let router = app.router.clone();
         async move {
             use tower::ServiceExt;
-            let req = axum::http::Request::get("/api/v1/query?query=up&time=1").body(axum::body::Body::empty()).unwrap();
+            let req =
+                axum::http::Request::get("/api/v1/query?query=up&time=1").body(axum::body::Body::empty()).unwrap();
             router.oneshot(req).await.unwrap().status()
         }
     });
@@ -96,8 +111,15 @@ async fn exemplars_and_format_query() {
     let d = app.post_form("/api/v1/query_exemplars", "query=rate(x%5B5m%5D)&start=1&end=2").await.data();
     assert_eq!(d, json!([]));
     assert_eq!(app.get("/api/v1/query_exemplars?query=1").await.status, StatusCode::NO_CONTENT);
-    assert!(app.get("/api/v1/query_exemplars?query=sum(").await.error(400, "bad_data").starts_with("invalid parameter \"query\""));
+    assert!(
+        app.get("/api/v1/query_exemplars?query=sum(")
+            .await
+            .error(400, "bad_data")
+            .starts_with("invalid parameter \"query\"")
+    );
     let d = app.get(&format!("/api/v1/format_query?query={}", enc("sum  by(job)(rate(x{a=\"b\"}[5m]))"))).await.data();
     assert_eq!(d, json!("sum by (job) (rate(x{a=\"b\"}[5m]))"));
-    assert!(app.get("/api/v1/format_query?query=(").await.error(400, "bad_data").starts_with("invalid parameter \"query\""));
+    assert!(
+        app.get("/api/v1/format_query?query=(").await.error(400, "bad_data").starts_with("invalid parameter \"query\"")
+    );
 }

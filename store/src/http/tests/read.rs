@@ -31,7 +31,10 @@ async fn series_needs_match_and_returns_label_objects() {
     assert!(msg.contains("non-empty matcher"), "{msg}");
     assert!(app.get("/api/v1/series?match[]=up{").await.error(400, "bad_data").contains("parse error"));
     let msg = app.get("/api/v1/series?match[]=up&start=yesterday").await.error(400, "bad_data");
-    assert_eq!(msg, "invalid parameter \"start\": invalid time value for 'start': cannot parse \"yesterday\" to a valid timestamp");
+    assert_eq!(
+        msg,
+        "invalid parameter \"start\": invalid time value for 'start': cannot parse \"yesterday\" to a valid timestamp"
+    );
     // Outside the time range: nothing (the store knows which series have data when).
     assert_eq!(app.get("/api/v1/series?match[]=up&start=0&end=10").await.data(), json!([]));
 }
@@ -57,9 +60,15 @@ async fn labels_and_values_with_match_limit_and_post() {
     // `U__` escaping of UTF-8 names is undone (here the plain name "U").
     assert_eq!(app.get("/api/v1/label/U__U/values").await.data(), json!(["x"]));
     assert_eq!(app.post_form("/api/v1/label/job/values", "").await.status, StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(app.get("/api/v1/labels?limit=-1").await.error(400, "bad_data"), "invalid parameter \"limit\": limit must be non-negative");
+    assert_eq!(
+        app.get("/api/v1/labels?limit=-1").await.error(400, "bad_data"),
+        "invalid parameter \"limit\": limit must be non-negative"
+    );
     // Unknown parameters are ignored.
-    assert_eq!(app.get("/api/v1/labels?dedup=false&max_samples_processed_warning_threshold=5").await.status, StatusCode::OK);
+    assert_eq!(
+        app.get("/api/v1/labels?dedup=false&max_samples_processed_warning_threshold=5").await.status,
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
@@ -91,7 +100,8 @@ async fn status_endpoints_have_prometheus_shapes() {
 #[tokio::test]
 async fn cors_options_and_vary() {
     let app = app();
-    let req = Request::options("/api/v1/query").header(header::ORIGIN, "http://grafana.local").body(Body::empty()).unwrap();
+    let req =
+        Request::options("/api/v1/query").header(header::ORIGIN, "http://grafana.local").body(Body::empty()).unwrap();
     let r = app.send(req).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     assert_eq!(r.headers[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
@@ -106,7 +116,9 @@ async fn cors_options_and_vary() {
 #[tokio::test]
 async fn gzip_when_asked_and_never_zstd() {
     let app = seeded().await;
-    let ask = |enc: &str| Request::get("/api/v1/label/__name__/values").header(header::ACCEPT_ENCODING, enc).body(Body::empty()).unwrap();
+    let ask = |enc: &str| {
+        Request::get("/api/v1/label/__name__/values").header(header::ACCEPT_ENCODING, enc).body(Body::empty()).unwrap()
+    };
     let r = app.send(ask("gzip")).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.headers[header::CONTENT_ENCODING], "gzip");

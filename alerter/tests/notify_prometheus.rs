@@ -1,0 +1,60 @@
+//! Real Prometheus uses the notifier as its Alertmanager (`alerting.alertmanagers`, API v2):
+//! its firing alert arrives through `POST /api/v2/alerts` and is delivered to Slack.
+
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use support::*;
+
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_posts_alerts_to_us() {
+    if missing("prometheus", "Prometheus-as-client test") {
+        return;
+    }
+    let slack = SlackMock::start().await;
+    let cfg = format!(
+        "route:\n  receiver: slack\n  group_by: [alertname]\n  group_wait: 300ms\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: slack\n    slack_configs:\n      - api_url: {}\n",
+        slack.url
+    );
+    let n = Running::start(&cfg, temp_tree()).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("rules.yml"),
+        "groups:\n  - name: t\n    interval: 1s\n    rules:\n      - alert: AlwaysFiring\n        expr: vector(1)\n        labels: {severity: warning}\n        annotations: {summary: 'Always firing'}\n",
+    )
+    .unwrap();
+    let am = n.url.trim_start_matches("http://");
+    std::fs::write(
+        dir.path().join("prometheus.yml"),
+        format!("global: {{evaluation_interval: 1s}}\nrule_files: [rules.yml]\nalerting:\n  alertmanagers:\n    - api_version: v2\n      static_configs: [{{targets: ['{am}']}}]\n"),
+    )
+    .unwrap();
+    let port = free_port();
+    let _prom = Child(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus starts"),
+    );
+    let delivered = wait_for(Duration::from_secs(30), || slack.messages().iter().any(|(_, m)| SlackMock::text_of(m).contains("AlwaysFiring"))).await;
+    assert!(delivered, "Prometheus' alert did not reach Slack through us");
+    let text = SlackMock::text_of(&slack.messages()[0].1);
+    assert!(text.contains("Always firing") && text.contains("severity=warning"), "{text}");
+    assert!(text.contains(&format!("127.0.0.1:{port}/graph")) || text.contains("/graph?g0.expr="), "generator URL links back to the query: {text}");
+    n.stop().await;
+}
