@@ -174,7 +174,9 @@ def var(name, label, query, multi=True, description=""):
         "description": description or label,
         "datasource": DS,
         "definition": query,
-        "query": {"qryType": 1, "query": query, "refId": "PrometheusVariableQueryEditor-VariableQuery"},
+        # The classic string form: Grafana parses it itself (variableMigration.ts); the object
+        # form would also need the editor's split-out `metric`/`label` fields to run.
+        "query": query,
         "refresh": 2,
         "sort": 1,
         "multi": multi,

@@ -110,6 +110,36 @@ fn compose_files_validate() {
     assert_eq!(v["services"]["collector"]["deploy"]["mode"].as_str(), Some("global"));
     assert_eq!(v["services"]["collector"]["environment"]["HOSTNAME"].as_str(), Some("{{.Node.Hostname}}"));
     assert_eq!(v["services"]["crowsnest"]["deploy"]["replicas"].as_u64(), Some(1));
+    // Swarm has no bind mount of the dashboards folder: each dashboard is a config of its own.
+    for e in std::fs::read_dir(repo("dashboards")).expect("dashboards/").flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".json") {
+            assert!(
+                stack.contains(&format!("../dashboards/{name}")),
+                "deploy/swarm-stack.yml does not ship dashboards/{name}"
+            );
+        }
+    }
+}
+
+#[test]
+fn offline_image_builds_and_turns_healthy() {
+    let docker = Command::new("docker").arg("info").output().is_ok_and(|o| o.status.success());
+    if !docker {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "a Docker Engine is required in CI");
+        eprintln!("SKIP: no Docker Engine");
+        return;
+    }
+    let tag = format!("crowsnest:offline-test-{}", std::process::id());
+    let out = Command::new("bash")
+        .arg(repo("deploy/build-offline-image.sh"))
+        .args(["--bin", env!("CARGO_BIN_EXE_crowsnest"), "--tag", &tag, "--test"])
+        .output()
+        .expect("run build-offline-image.sh");
+    let _ = Command::new("docker").args(["rmi", "-f", &tag]).output();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "build-offline-image.sh failed:\n{text}");
+    assert!(text.contains("reports healthy"), "{text}");
 }
 
 #[test]

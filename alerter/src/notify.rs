@@ -78,7 +78,12 @@ impl Notifier {
     /// Builds the pipeline from a validated config, reloads alerts, silences and the
     /// notification log from `tree`, and starts the group and maintenance tasks (needs a Tokio
     /// runtime). Tasks stop when `shutdown` is cancelled; await [`Notifier::stopped`] after that.
-    pub fn start(cfg: AlertmanagerConfig, tree: sled::Tree, registry: &SharedRegistry, shutdown: CancellationToken) -> Result<Notifier, NotifyError> {
+    pub fn start(
+        cfg: AlertmanagerConfig,
+        tree: sled::Tree,
+        registry: &SharedRegistry,
+        shutdown: CancellationToken,
+    ) -> Result<Notifier, NotifyError> {
         cfg.validate()?;
         let route = route::Route::compile(&cfg.route)?;
         let inhibitor = inhibit::Inhibitor::compile(&cfg.inhibit_rules)?;
@@ -122,7 +127,10 @@ impl Notifier {
             match a.validate() {
                 Ok(()) => {
                     let status = if a.is_resolved_at(now) { "resolved" } else { "firing" };
-                    p.metrics.alerts_received.get_or_create(&metrics::StatusLabels { status: status.to_string() }).inc();
+                    p.metrics
+                        .alerts_received
+                        .get_or_create(&metrics::StatusLabels { status: status.to_string() })
+                        .inc();
                     alerts.push(a);
                 }
                 Err(e) => {
@@ -164,7 +172,8 @@ fn template_paths(cfg: &AlertmanagerConfig) -> Result<Vec<std::path::PathBuf>, N
     let mut out = Vec::new();
     for pattern in &cfg.templates {
         let full = cfg.resolve_path(pattern);
-        let paths = glob::glob(&full.to_string_lossy()).map_err(|e| amconfig::ConfigError::Invalid(format!("templates: bad glob {pattern:?}: {e}")))?;
+        let paths = glob::glob(&full.to_string_lossy())
+            .map_err(|e| amconfig::ConfigError::Invalid(format!("templates: bad glob {pattern:?}: {e}")))?;
         for p in paths.flatten() {
             out.push(p);
         }
@@ -175,7 +184,8 @@ fn template_paths(cfg: &AlertmanagerConfig) -> Result<Vec<std::path::PathBuf>, N
 
 async fn maintenance(shared: Arc<Shared>, shutdown: CancellationToken) {
     let p = &shared.pipeline;
-    let max_interval = shared.dispatcher.route().all().iter().map(|o| o.group_interval + o.group_wait).max().unwrap_or_default();
+    let max_interval =
+        shared.dispatcher.route().all().iter().map(|o| o.group_interval + o.group_wait).max().unwrap_or_default();
     let retention = MIN_ALERT_RETENTION.max(max_interval * 3);
     let mut tick = 0u32;
     loop {

@@ -7,13 +7,16 @@
 //! Functions supported (see [`funcs`]): `humanize`, `humanize1024`, `humanizeDuration`,
 //! `humanizePercentage`, `humanizeTimestamp`, `toUpper`, `toLower`, `title`, `match`,
 //! `reReplaceAll`, `stripPort`, `stripDomain`, `parseDuration`, `urlQueryEscape`, plus gtmpl's
-//! builtins (`printf`, `print`, `eq`…`ge`, `and`, `or`, `not`, `len`, `index`, `urlquery`).
+//! builtins (`print`, `and`, `or`, `not`, `len`, `index`, `urlquery`) with `printf` and the
+//! comparisons `eq`…`ge` replaced by Go-faithful versions ([`gofuncs`]). `$value` is the Go `%v`
+//! text of the sample value (`1.234567e+06`), accepted as a number by every numeric function.
 //! Not supported: `query` and the functions over its results (`first`, `label`, `value`,
 //! `sortByLabel`), `graphLink`/`tableLink`, `toTime`/`now`; templates using them fail to expand
 //! and the raw error text is used as the value, like Prometheus does for broken templates.
 
 pub mod funcs;
 pub mod gofmt;
+pub mod gofuncs;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -86,22 +89,12 @@ fn check_delims(text: &str) -> Result<(), TemplateError> {
     Ok(())
 }
 
-/// gtmpl prints numbers with Rust's `Display` (`1234567`), Go's `text/template` with `%v`
-/// (`1.234567e+06`). The common `{{ $value }}` action is rewritten to print the Go way.
-fn go_print_value(text: &str) -> std::borrow::Cow<'_, str> {
-    static RE: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
-    match RE.get_or_init(|| regex::Regex::new(r"\{\{(-?\s*)\$value(\s*-?)\}\}").ok()) {
-        Some(re) => re.replace_all(text, "{{${1}goFloat $$value${2}}}"),
-        None => std::borrow::Cow::Borrowed(text),
-    }
-}
-
 fn template_for(text: &str) -> Result<Template, TemplateError> {
     check_delims(text)?;
     let mut t = Template::default();
     t.add_funcs(funcs::FUNCS);
-    t.add_func("goFloat", funcs::go_float);
-    t.parse(format!("{PRELUDE}{}", go_print_value(text))).map_err(|e| TemplateError::Parse(e.to_string()))?;
+    t.add_funcs(gofuncs::OVERRIDES);
+    t.parse(format!("{PRELUDE}{text}")).map_err(|e| TemplateError::Parse(e.to_string()))?;
     Ok(t)
 }
 
@@ -127,8 +120,14 @@ pub fn expand(text: &str, data: TemplateData<'_>) -> Result<String, TemplateErro
     root.insert("Labels".to_string(), map_value(data.labels));
     root.insert("ExternalLabels".to_string(), map_value(data.external_labels));
     root.insert("ExternalURL".to_string(), Value::from(data.external_url));
-    root.insert("Value".to_string(), Value::from(data.value));
-    t.render(&Context::from(Value::Object(root))).map_err(|e| TemplateError::Exec(e.to_string()))
+    // As Go's `%v` text: gtmpl's numbers lose the fraction of negative floats and turn
+    // integral floats into integers (see `gofuncs`).
+    root.insert("Value".to_string(), Value::from(funcs::go_shortest(data.value)));
+    // Go prints a missing key of a map[string]string as "" (the zero value); gtmpl prints
+    // "<no value>".
+    t.render(&Context::from(Value::Object(root)))
+        .map(|s| s.replace("<no value>", ""))
+        .map_err(|e| TemplateError::Exec(e.to_string()))
 }
 
 /// Expands like Prometheus' alerting rule: a failing template yields its error text (prefixed
@@ -170,6 +169,17 @@ mod tests {
         assert_eq!(run("v={{ $value }} {{- $value -}} !", 1234567.0), "v=1.234567e+061.234567e+06!");
         assert_eq!(run("{{$value}} {{ $value }}", 42.0), "42 42");
         assert_eq!(run("{{ $value }}", 0.5), "0.5");
+        assert_eq!(
+            run("{{ $value }} {{ printf \"%.1f\" $value }} {{ if lt $value -2.0 }}low{{ end }}", -2.5),
+            "-2.5 -2.5 low"
+        );
+        assert_eq!(run("{{ printf \"%.2f\" $value }}", 95.0), "95.00");
+        // Checked against promtool 2.42: missing label keys print as empty strings.
+        assert_eq!(run("[{{ $labels.missing }}]", 0.5), "[]");
+        assert_eq!(
+            run("{{ title \"hello wORLD-x\" }} {{ humanizeTimestamp $value }}", 1234567.0),
+            "Hello WORLD-X 1970-01-15 06:56:07 +0000 UTC"
+        );
     }
 
     /// Random token soups must parse or fail within a bounded time (gtmpl has hung on some).

@@ -10,8 +10,18 @@ use serde_json::Value;
 use support::*;
 
 async fn amtool(url: &str, args: &[&str]) -> String {
-    let out = tokio::process::Command::new("amtool").arg(format!("--alertmanager.url={url}")).args(args).output().await.expect("amtool runs");
-    assert!(out.status.success(), "amtool {args:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = tokio::process::Command::new("amtool")
+        .arg(format!("--alertmanager.url={url}"))
+        .args(args)
+        .output()
+        .await
+        .expect("amtool runs");
+    assert!(
+        out.status.success(),
+        "amtool {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -27,10 +37,17 @@ async fn amtool_silence_suppresses_and_expires() {
     );
     let n = Running::start(&cfg, temp_tree()).await;
 
-    let id = amtool(&n.url, &["silence", "add", "alertname=Noisy", "--comment=maintenance window", "--author=ops", "--duration=1h"]).await.trim().to_string();
+    let id = amtool(
+        &n.url,
+        &["silence", "add", "alertname=Noisy", "--comment=maintenance window", "--author=ops", "--duration=1h"],
+    )
+    .await
+    .trim()
+    .to_string();
     assert_eq!(id.len(), 36, "amtool printed a silence id: {id:?}");
     assert_eq!(amtool(&n.url, &["silence", "query", "-q"]).await.trim(), id);
-    let listed: Value = serde_json::from_str(&amtool(&n.url, &["silence", "query", "-o", "json", "alertname=Noisy"]).await).unwrap();
+    let listed: Value =
+        serde_json::from_str(&amtool(&n.url, &["silence", "query", "-o", "json", "alertname=Noisy"]).await).unwrap();
     assert_eq!(listed[0]["id"], id.as_str());
     assert_eq!(listed[0]["status"]["state"], "active");
     assert_eq!(listed[0]["createdBy"], "ops");
@@ -49,7 +66,9 @@ async fn amtool_silence_suppresses_and_expires() {
     let only_silenced = amtool(&n.url, &["alert", "query", "--silenced"]).await;
     assert!(only_silenced.contains("Noisy") && !only_silenced.contains("Quiet"), "{only_silenced}");
     assert!(all.contains("Quiet") && all.contains("Noisy"), "{all}");
-    let json: Value = serde_json::from_str(&amtool(&n.url, &["alert", "query", "--silenced", "-o", "json", "alertname=Noisy"]).await).unwrap();
+    let json: Value =
+        serde_json::from_str(&amtool(&n.url, &["alert", "query", "--silenced", "-o", "json", "alertname=Noisy"]).await)
+            .unwrap();
     assert_eq!(json[0]["status"]["state"], "suppressed");
     assert_eq!(json[0]["status"]["silencedBy"][0], id.as_str());
 
@@ -60,11 +79,19 @@ async fn amtool_silence_suppresses_and_expires() {
     assert!(texts.iter().any(|t| t.contains("Quiet")));
 
     amtool(&n.url, &["silence", "expire", &id]).await;
-    assert!(amtool(&n.url, &["silence", "query", "-q"]).await.trim().is_empty(), "expired silences are not listed by default");
-    let expired: Value = serde_json::from_str(&amtool(&n.url, &["silence", "query", "--expired", "-o", "json"]).await).unwrap();
+    assert!(
+        amtool(&n.url, &["silence", "query", "-q"]).await.trim().is_empty(),
+        "expired silences are not listed by default"
+    );
+    let expired: Value =
+        serde_json::from_str(&amtool(&n.url, &["silence", "query", "--expired", "-o", "json"]).await).unwrap();
     assert_eq!(expired[0]["status"]["state"], "expired");
     assert!(
-        wait_for(Duration::from_secs(4), || slack.messages().iter().any(|(_, m)| SlackMock::text_of(m).contains("Noisy"))).await,
+        wait_for(Duration::from_secs(4), || slack
+            .messages()
+            .iter()
+            .any(|(_, m)| SlackMock::text_of(m).contains("Noisy")))
+        .await,
         "alert not notified after its silence expired"
     );
     n.stop().await;

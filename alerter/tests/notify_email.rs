@@ -29,12 +29,22 @@ async fn plain_smtp_grouped_mail_with_text_and_html() {
     let extra = "        require_tls: false\n        headers: {X-Team: '{{ .Receiver }}'}\n";
     let n = Running::start(&config(smtp.port, extra), temp_tree()).await;
     let a = alert(&[("alertname", "DiskFull"), ("instance", "h1"), ("severity", "critical")]);
-    n.notifier.send(vec![a.clone(), alert(&[("alertname", "DiskFull"), ("instance", "h2"), ("severity", "critical")])]).await;
+    n.notifier
+        .send(vec![a.clone(), alert(&[("alertname", "DiskFull"), ("instance", "h2"), ("severity", "critical")])])
+        .await;
     assert!(wait_for(Duration::from_secs(10), || smtp.mails().len() == 1).await, "no mail");
     let (raw, env) = smtp.mails().remove(0);
     assert_eq!(env["from"], "crowsnest@example.org");
     assert_eq!(env["to"], serde_json::json!(["ops@example.org", "dev@example.org"]));
-    for want in ["Subject: [FIRING:2] DiskFull (critical)", "X-Team: mail", "multipart/alternative", "text/plain", "text/html", "instance = h1", "Query: http://prometheus:9090/graph?g0.expr=up"] {
+    for want in [
+        "Subject: [FIRING:2] DiskFull (critical)",
+        "X-Team: mail",
+        "multipart/alternative",
+        "text/plain",
+        "text/html",
+        "instance = h1",
+        "Query: http://prometheus:9090/graph?g0.expr=up",
+    ] {
         assert!(raw.contains(want), "{want:?} missing:\n{raw}");
     }
     n.notifier.send(vec![resolved(a)]).await;
@@ -63,7 +73,11 @@ async fn starttls_with_auth_and_password_file() {
     );
     let n = Running::start(&config(smtp.port, &extra), temp_tree()).await;
     n.notifier.send(vec![alert(&[("alertname", "Secure")])]).await;
-    assert!(wait_for(Duration::from_secs(10), || smtp.mails().len() == 1).await, "no mail over STARTTLS: {}", n.metrics());
+    assert!(
+        wait_for(Duration::from_secs(10), || smtp.mails().len() == 1).await,
+        "no mail over STARTTLS: {}",
+        n.metrics()
+    );
     let (_, env) = smtp.mails().remove(0);
     assert_eq!(env["tls"], true, "STARTTLS was used");
     assert_eq!(env["auth"], true, "AUTH was used");
@@ -77,11 +91,19 @@ async fn implicit_tls_delivers() {
     }
     let dir = tempfile::tempdir().unwrap();
     let (ca, cert, key) = self_signed(dir.path());
-    let smtp = Smtp::start(free_port(), dir.path(), &SmtpOpts { cert: Some((cert, key)), auth: None, implicit_tls: true });
-    let extra = format!("        force_implicit_tls: true\n        tls_config: {{ca_file: {}, server_name: localhost}}\n", ca.display());
+    let smtp =
+        Smtp::start(free_port(), dir.path(), &SmtpOpts { cert: Some((cert, key)), auth: None, implicit_tls: true });
+    let extra = format!(
+        "        force_implicit_tls: true\n        tls_config: {{ca_file: {}, server_name: localhost}}\n",
+        ca.display()
+    );
     let n = Running::start(&config(smtp.port, &extra), temp_tree()).await;
     n.notifier.send(vec![alert(&[("alertname", "Wrapped")])]).await;
-    assert!(wait_for(Duration::from_secs(10), || smtp.mails().len() == 1).await, "no mail over implicit TLS: {}", n.metrics());
+    assert!(
+        wait_for(Duration::from_secs(10), || smtp.mails().len() == 1).await,
+        "no mail over implicit TLS: {}",
+        n.metrics()
+    );
     assert_eq!(smtp.mails()[0].1["tls"], true);
     n.stop().await;
 }
@@ -95,10 +117,14 @@ async fn wrong_password_is_a_permanent_failure() {
     let (ca, cert, key) = self_signed(dir.path());
     let opts = SmtpOpts { cert: Some((cert, key)), auth: Some(("bot".into(), "right".into())), implicit_tls: false };
     let smtp = Smtp::start(free_port(), dir.path(), &opts);
-    let extra = format!("        auth_username: bot\n        auth_password: wrong\n        tls_config: {{ca_file: {}, server_name: localhost}}\n", ca.display());
+    let extra = format!(
+        "        auth_username: bot\n        auth_password: wrong\n        tls_config: {{ca_file: {}, server_name: localhost}}\n",
+        ca.display()
+    );
     let n = Running::start(&config(smtp.port, &extra), temp_tree()).await;
     n.notifier.send(vec![alert(&[("alertname", "Denied")])]).await;
-    let failed = r#"crowsnest_alerter_notifications_failed_total{receiver="mail",integration="email",reason="smtp_permanent"}"#;
+    let failed =
+        r#"crowsnest_alerter_notifications_failed_total{receiver="mail",integration="email",reason="smtp_permanent"}"#;
     assert!(wait_for(Duration::from_secs(10), || n.metrics().contains(failed)).await, "{}", n.metrics());
     assert!(smtp.mails().is_empty());
     n.stop().await;

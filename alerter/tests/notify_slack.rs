@@ -23,14 +23,22 @@ async fn groups_alerts_into_one_message_within_group_wait_plus_1s() {
     let n = Running::start(&config(&slack.url, FAST, ""), temp_tree()).await;
     let t0 = Instant::now();
     n.notifier
-        .send(vec![alert(&[("alertname", "HostDown"), ("instance", "h1")]), alert(&[("alertname", "HostDown"), ("instance", "h2")]), alert(&[("alertname", "HostDown"), ("instance", "h3")])])
+        .send(vec![
+            alert(&[("alertname", "HostDown"), ("instance", "h1")]),
+            alert(&[("alertname", "HostDown"), ("instance", "h2")]),
+            alert(&[("alertname", "HostDown"), ("instance", "h3")]),
+        ])
         .await;
     assert!(wait_for(Duration::from_secs(5), || !slack.messages().is_empty()).await, "no Slack message");
     let (at, msg) = slack.messages()[0].clone();
     let latency = at - t0;
-    assert!(latency >= Duration::from_millis(450) && latency <= Duration::from_millis(1500), "latency {latency:?} not within group_wait + 1s");
+    assert!(
+        latency >= Duration::from_millis(450) && latency <= Duration::from_millis(1500),
+        "latency {latency:?} not within group_wait + 1s"
+    );
     let text = SlackMock::text_of(&msg);
-    for want in ["[FIRING:3] HostDown", "instance=h1", "instance=h2", "instance=h3", "danger", "summary of HostDown/h1"] {
+    for want in ["[FIRING:3] HostDown", "instance=h1", "instance=h2", "instance=h3", "danger", "summary of HostDown/h1"]
+    {
         assert!(text.contains(want), "{want:?} missing from {text}");
     }
     assert_eq!(msg["channel"], "#alerts");
@@ -101,7 +109,11 @@ async fn inhibition_mutes_targets_with_equal_labels() {
     let inhibit = "inhibit_rules:\n  - source_matchers: [alertname=\"HostDown\"]\n    target_matchers: ['alertname=~\"Container.*\"']\n    equal: [instance]\n";
     let n = Running::start(&config(&slack.url, route, inhibit), temp_tree()).await;
     n.notifier
-        .send(vec![alert(&[("alertname", "HostDown"), ("instance", "h1")]), alert(&[("alertname", "ContainerDown"), ("instance", "h1")]), alert(&[("alertname", "ContainerDown"), ("instance", "h2")])])
+        .send(vec![
+            alert(&[("alertname", "HostDown"), ("instance", "h1")]),
+            alert(&[("alertname", "ContainerDown"), ("instance", "h1")]),
+            alert(&[("alertname", "ContainerDown"), ("instance", "h2")]),
+        ])
         .await;
     assert!(wait_for(Duration::from_secs(3), || slack.messages().len() >= 2).await);
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -109,7 +121,10 @@ async fn inhibition_mutes_targets_with_equal_labels() {
     assert_eq!(texts.len(), 2, "{texts:?}");
     assert!(texts.iter().any(|t| t.contains("HostDown") && t.contains("instance=h1")));
     assert!(texts.iter().any(|t| t.contains("ContainerDown") && t.contains("instance=h2")));
-    assert!(!texts.iter().any(|t| t.contains("ContainerDown") && t.contains("instance=h1")), "inhibited alert was sent: {texts:?}");
+    assert!(
+        !texts.iter().any(|t| t.contains("ContainerDown") && t.contains("instance=h1")),
+        "inhibited alert was sent: {texts:?}"
+    );
     n.stop().await;
 }
 
@@ -158,9 +173,16 @@ async fn slack_429_is_retried_after_retry_after() {
     assert!(wait_for(Duration::from_secs(6), || slack.messages().len() == 1).await, "not delivered after 429");
     let attempts = slack.attempts();
     assert_eq!(attempts.iter().map(|a| a.1).collect::<Vec<_>>(), vec![429, 200]);
-    assert!(attempts[1].0 - attempts[0].0 >= Duration::from_millis(950), "Retry-After not honoured: {:?}", attempts[1].0 - attempts[0].0);
+    assert!(
+        attempts[1].0 - attempts[0].0 >= Duration::from_millis(950),
+        "Retry-After not honoured: {:?}",
+        attempts[1].0 - attempts[0].0
+    );
     let m = n.metrics();
-    assert!(m.contains(r#"crowsnest_alerter_notification_requests_total{receiver="slack",integration="slack"} 2"#), "{m}");
+    assert!(
+        m.contains(r#"crowsnest_alerter_notification_requests_total{receiver="slack",integration="slack"} 2"#),
+        "{m}"
+    );
     assert!(!m.contains("crowsnest_alerter_notifications_failed_total{"), "a retried 429 is not a failure: {m}");
     n.stop().await;
 }
@@ -168,7 +190,10 @@ async fn slack_429_is_retried_after_retry_after() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slack_5xx_retried_4xx_counted_with_reason() {
     let slack = SlackMock::start().await;
-    slack.script(&[Reply { status: 500, body: "rollup_error", retry_after: None }, Reply { status: 503, body: "", retry_after: None }]);
+    slack.script(&[
+        Reply { status: 500, body: "rollup_error", retry_after: None },
+        Reply { status: 503, body: "", retry_after: None },
+    ]);
     let n = Running::start(&config(&slack.url, FAST, ""), temp_tree()).await;
     n.notifier.send(vec![alert(&[("alertname", "Flaky")])]).await;
     assert!(wait_for(Duration::from_secs(8), || slack.messages().len() == 1).await, "not delivered after 5xx");
@@ -176,7 +201,8 @@ async fn slack_5xx_retried_4xx_counted_with_reason() {
 
     slack.script(&[Reply { status: 404, body: "channel_not_found", retry_after: None }]);
     n.notifier.send(vec![alert(&[("alertname", "Lost")])]).await;
-    let failed = r#"crowsnest_alerter_notifications_failed_total{receiver="slack",integration="slack",reason="client_error"} 1"#;
+    let failed =
+        r#"crowsnest_alerter_notifications_failed_total{receiver="slack",integration="slack",reason="client_error"} 1"#;
     assert!(wait_for(Duration::from_secs(4), || n.metrics().contains(failed)).await, "{}", n.metrics());
     assert_eq!(slack.attempts().iter().filter(|a| a.1 == 404).count(), 1, "4xx is not retried within the flush");
     n.stop().await;

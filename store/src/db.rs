@@ -4,7 +4,7 @@
 //! - `xor.rs` (Gorilla head chunks), `chunk.rs` (closed chunks: XOR or decimal/delta columns +
 //!   zstd, CRC32-checked), `bits.rs` (bit and varint codecs);
 //! - `head.rs` (sharded in-memory series, out-of-order merge), `index.rs` (label encoding and
-//!   postings), `persist.rs` (the sled trees), `wal.rs` (write-ahead log, group commit);
+//!   postings), `persist.rs` (the sled trees), `chunkfile.rs` (chunk payload files), `wal.rs` (write-ahead log, group commit);
 //! - `engine.rs` (open and WAL replay), `ingest.rs`, `query.rs`, `maintain.rs` (checkpoints,
 //!   retention, disk gauges), `compact.rs` (merging chunks into blocks), `fsck.rs` (consistency check), `metrics.rs` (every exported metric, documented there).
 //!
@@ -31,6 +31,7 @@
 
 pub mod bits;
 pub mod chunk;
+pub mod chunkfile;
 mod compact;
 mod engine;
 mod fsck;
@@ -167,8 +168,9 @@ pub struct StoreStats {
     pub chunk_samples_written: u64,
     /// Approximate heap bytes of the head (labels, head chunks, out-of-order buffers).
     pub head_bytes: u64,
-    /// sled's size on disk, and the WAL's.
+    /// sled's size on disk, the chunk payload files', and the WAL's.
     pub sled_bytes: u64,
+    pub chunk_file_bytes: u64,
     pub wal_bytes: u64,
 }
 
@@ -274,7 +276,12 @@ impl Db {
     pub fn flush(&self) -> Result<(), StoreError> {
         self.engine.checkpoint(true)?;
         self.engine.compact(i64::MAX)?;
-        self.engine.checkpoint(false)
+        self.engine.checkpoint(false)?;
+        // The replaced file generations go now rather than one pass later (a query racing a
+        // shutdown flush may fail; it would fail anyway).
+        self.engine.disk.files.delete_retired()?;
+        self.engine.update_disk_gauges();
+        Ok(())
     }
 
     /// Merges each series' chunks per aligned window into bigger blocks, for windows that can no

@@ -17,7 +17,10 @@ type LabelSet = BTreeMap<String, String>;
 #[derive(Debug)]
 pub enum Answer {
     /// `status: error` with its `errorType`.
-    Error { kind: String, message: String },
+    Error {
+        kind: String,
+        message: String,
+    },
     Scalar(i64, f64),
     Str(String),
     Vector(Vec<(LabelSet, i64, f64)>),
@@ -32,8 +35,15 @@ impl Answer {
             Answer::Scalar(t, v) => format!("scalar {v} @{t}"),
             Answer::Str(s) => format!("string {s:?}"),
             Answer::Vector(v) => format!("vector of {}", v.len()),
-            Answer::Matrix(m) => format!("matrix of {} series, {} points", m.len(), m.iter().map(|s| s.1.len()).sum::<usize>()),
+            Answer::Matrix(m) => {
+                format!("matrix of {} series, {} points", m.len(), m.iter().map(|s| s.1.len()).sum::<usize>())
+            }
         }
+    }
+
+    /// An empty vector or matrix.
+    pub fn is_empty(&self) -> bool {
+        matches!(self, Answer::Vector(v) if v.is_empty()) || matches!(self, Answer::Matrix(m) if m.is_empty())
     }
 
     pub fn is_error(&self) -> bool {
@@ -58,7 +68,9 @@ fn parse_point(p: &serde_json::Value) -> Result<(i64, f64), String> {
 
 fn parse_labels(m: &serde_json::Value) -> Result<LabelSet, String> {
     let obj = m.as_object().ok_or_else(|| format!("metric is not an object: {m}"))?;
-    obj.iter().map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())).ok_or_else(|| format!("bad label {k}"))).collect()
+    obj.iter()
+        .map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())).ok_or_else(|| format!("bad label {k}")))
+        .collect()
 }
 
 /// Parses an API response body.
@@ -92,7 +104,10 @@ pub fn parse(body: &str) -> Result<Answer, String> {
             let parsed: Result<Vec<_>, String> = items
                 .iter()
                 .map(|s| {
-                    let pts = s["values"].as_array().map(|a| a.iter().map(parse_point).collect::<Result<Vec<_>, _>>()).unwrap_or(Ok(Vec::new()))?;
+                    let pts = s["values"]
+                        .as_array()
+                        .map(|a| a.iter().map(parse_point).collect::<Result<Vec<_>, _>>())
+                        .unwrap_or(Ok(Vec::new()))?;
                     Ok((parse_labels(&s["metric"])?, pts))
                 })
                 .collect();
@@ -145,7 +160,8 @@ pub fn compare(ours: &Answer, theirs: &Answer, ordered: bool) -> Result<(), Stri
         (Answer::Scalar(ta, a), Answer::Scalar(tb, b)) if ta == tb && close(*a, *b) => Ok(()),
         (Answer::Str(a), Answer::Str(b)) if a == b => Ok(()),
         (Answer::Vector(a), Answer::Vector(b)) => {
-            let to_pairs = |v: &[(LabelSet, i64, f64)]| v.iter().map(|(l, t, x)| (l.clone(), (*t, *x))).collect::<Vec<_>>();
+            let to_pairs =
+                |v: &[(LabelSet, i64, f64)]| v.iter().map(|(l, t, x)| (l.clone(), (*t, *x))).collect::<Vec<_>>();
             let (a, b) = (to_pairs(a), to_pairs(b));
             let (ia, ib) = (index(&a, "our")?, index(&b, "Prometheus'")?);
             same_keys(&ia, &ib)?;
@@ -173,7 +189,11 @@ pub fn compare(ours: &Answer, theirs: &Answer, ordered: bool) -> Result<(), Stri
                 if ts_a != ts_b {
                     let missing: Vec<_> = ts_b.iter().filter(|t| !ts_a.contains(t)).collect();
                     let extra: Vec<_> = ts_a.iter().filter(|t| !ts_b.contains(t)).collect();
-                    return Err(format!("{key}: timestamps differ ({} vs {} points; missing in ours {missing:?}, extra in ours {extra:?})", ts_a.len(), ts_b.len()));
+                    return Err(format!(
+                        "{key}: timestamps differ ({} vs {} points; missing in ours {missing:?}, extra in ours {extra:?})",
+                        ts_a.len(),
+                        ts_b.len()
+                    ));
                 }
                 if let Some((x, y)) = pa.iter().zip(pb).find(|(x, y)| !close(x.1, y.1)) {
                     return Err(format!("{key} @{}: ours {}, Prometheus {}", x.0, x.1, y.1));
@@ -196,7 +216,10 @@ mod tests {
         let b = parse(r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"a":"2"},"value":[1.5,"NaN"]},{"metric":{"a":"1"},"value":[1.5,"2.0000000001"]}]}}"#).expect("parses");
         assert!(compare(&a, &b, false).is_ok());
         assert!(compare(&a, &b, true).is_err());
-        let c = parse(r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"a":"1"},"value":[1.5,"3"]}]}}"#).expect("parses");
+        let c = parse(
+            r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"a":"1"},"value":[1.5,"3"]}]}}"#,
+        )
+        .expect("parses");
         assert!(compare(&a, &c, false).is_err());
     }
 }

@@ -61,15 +61,26 @@ pub fn generate(t0_ms: i64) -> Vec<TimeSeries> {
                     2 => Some(150),
                     _ => None,
                 };
-                let mut value = 100.0 * idx as f64 + noise(seed, -1) * 10.0;
+                // Counters start high: windows reaching before the first sample then never
+                // extrapolate towards zero, where 2.42 and 2.51+ differ (prometheus#13725).
+                let mut value = 10_000.0 * (idx + 1) as f64 + noise(seed, -1) * 10.0;
                 let s = seed;
-                series(&[("__name__", "cn_http_requests_total"), ("job", "api"), ("instance", inst), ("method", method), ("code", code)], &mut |i| {
-                    value += rate * 15.0 * (0.5 + noise(s, i));
-                    if Some(i) == reset_at {
-                        value = noise(s, i) * 5.0;
-                    }
-                    Some(value)
-                });
+                series(
+                    &[
+                        ("__name__", "cn_http_requests_total"),
+                        ("job", "api"),
+                        ("instance", inst),
+                        ("method", method),
+                        ("code", code),
+                    ],
+                    &mut |i| {
+                        value += rate * 15.0 * (0.5 + noise(s, i));
+                        if Some(i) == reset_at {
+                            value = noise(s, i) * 5.0;
+                        }
+                        Some(value)
+                    },
+                );
             }
         }
     }
@@ -80,9 +91,10 @@ pub fn generate(t0_ms: i64) -> Vec<TimeSeries> {
             seed += 1;
             let s = seed;
             let phase = (ii * 2 + zi) as f64;
-            series(&[("__name__", "cn_temperature_celsius"), ("job", "node"), ("instance", inst), ("zone", zone)], &mut |i| {
-                Some(40.0 + 8.0 * (i as f64 / 17.0 + phase).sin() + 3.0 * noise(s, i) + phase * 0.37)
-            });
+            series(
+                &[("__name__", "cn_temperature_celsius"), ("job", "node"), ("instance", inst), ("zone", zone)],
+                &mut |i| Some(40.0 + 8.0 * (i as f64 / 17.0 + phase).sin() + 3.0 * noise(s, i) + phase * 0.37),
+            );
         }
     }
 
@@ -90,8 +102,9 @@ pub fn generate(t0_ms: i64) -> Vec<TimeSeries> {
     for inst in INSTANCES {
         seed += 1;
         let s = seed;
-        let mut buckets = [0.0f64; 7];
-        let mut sum = 0.0;
+        // A high start, like the counters above (instance c resets to 0 later).
+        let mut buckets = [2000.0, 4000.0, 7000.0, 9000.0, 10_000.0, 10_500.0, 11_000.0];
+        let mut sum = 2500.0;
         let mut rows: Vec<([f64; 7], f64)> = Vec::new();
         for i in 0..STEPS {
             if inst == "c" && i == 120 {
@@ -113,10 +126,17 @@ pub fn generate(t0_ms: i64) -> Vec<TimeSeries> {
             rows.push((buckets, sum));
         }
         for (b, le) in ["0.05", "0.1", "0.25", "0.5", "1", "2.5", "+Inf"].iter().enumerate() {
-            series(&[("__name__", "cn_request_duration_seconds_bucket"), ("job", "api"), ("instance", inst), ("le", le)], &mut |i| Some(rows[i as usize].0[b]));
+            series(
+                &[("__name__", "cn_request_duration_seconds_bucket"), ("job", "api"), ("instance", inst), ("le", le)],
+                &mut |i| Some(rows[i as usize].0[b]),
+            );
         }
-        series(&[("__name__", "cn_request_duration_seconds_sum"), ("job", "api"), ("instance", inst)], &mut |i| Some(rows[i as usize].1));
-        series(&[("__name__", "cn_request_duration_seconds_count"), ("job", "api"), ("instance", inst)], &mut |i| Some(rows[i as usize].0[6]));
+        series(&[("__name__", "cn_request_duration_seconds_sum"), ("job", "api"), ("instance", inst)], &mut |i| {
+            Some(rows[i as usize].1)
+        });
+        series(&[("__name__", "cn_request_duration_seconds_count"), ("job", "api"), ("instance", inst)], &mut |i| {
+            Some(rows[i as usize].0[6])
+        });
     }
 
     // Gaps and staleness: a has a 7.5 min hole, b goes stale and comes back, c goes stale for good.
@@ -133,7 +153,9 @@ pub fn generate(t0_ms: i64) -> Vec<TimeSeries> {
 
     // Info-style series and 0/1 "up" series for vector matching and set operations.
     for (inst, version) in [("a", "1.0"), ("b", "1.1"), ("c", "1.0")] {
-        series(&[("__name__", "cn_build_info"), ("job", "api"), ("instance", inst), ("version", version)], &mut |_| Some(1.0));
+        series(&[("__name__", "cn_build_info"), ("job", "api"), ("instance", inst), ("version", version)], &mut |_| {
+            Some(1.0)
+        });
     }
     for job in ["api", "node"] {
         for inst in INSTANCES {
@@ -172,7 +194,11 @@ mod tests {
         let all = generate(0);
         let bucket = |le: &str| {
             all.iter()
-                .find(|s| s.labels.iter().any(|l| l.value == "cn_request_duration_seconds_bucket") && s.labels.iter().any(|l| l.name == "le" && l.value == le) && s.labels.iter().any(|l| l.value == "a"))
+                .find(|s| {
+                    s.labels.iter().any(|l| l.value == "cn_request_duration_seconds_bucket")
+                        && s.labels.iter().any(|l| l.name == "le" && l.value == le)
+                        && s.labels.iter().any(|l| l.value == "a")
+                })
                 .map(|s| s.samples.clone())
                 .unwrap_or_default()
         };

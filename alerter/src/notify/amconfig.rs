@@ -199,7 +199,8 @@ pub struct InhibitRuleConfig {
 /// Reads, parses and validates an Alertmanager config file; relative paths in it resolve
 /// against the file's directory.
 pub fn load(path: &Path) -> Result<AlertmanagerConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
     let mut cfg = parse(&text).map_err(|e| match e {
         ConfigError::Parse { message, .. } => ConfigError::Parse { path: path.to_path_buf(), message },
         other => other,
@@ -233,16 +234,15 @@ impl AlertmanagerConfig {
             r.validate(&self.global).map_err(ConfigError::Invalid)?;
         }
         let root = &self.route;
-        let Some(root_receiver) = &root.receiver else {
+        if root.receiver.is_none() {
             return invalid("the root route must name a receiver".into());
-        };
+        }
         if !root.matchers.is_empty() || !root.match_eq.is_empty() || !root.match_re.is_empty() {
             return invalid("the root route must not have matchers".into());
         }
         if root.continue_matching {
             return invalid("the root route cannot have continue set".into());
         }
-        let _ = root_receiver;
         self.validate_route(root, "route")?;
         for (i, rule) in self.inhibit_rules.iter().enumerate() {
             for m in rule.source_matchers.iter().chain(&rule.target_matchers) {
@@ -275,8 +275,8 @@ impl AlertmanagerConfig {
         {
             return Err(ConfigError::Invalid(format!("{at}: group_by '...' must be the only entry")));
         }
-        for (name, d) in [("group_wait", route.group_wait), ("group_interval", route.group_interval), ("repeat_interval", route.repeat_interval)] {
-            if matches!(name, "group_interval" | "repeat_interval") && d == Some(Duration::ZERO) {
+        for (name, d) in [("group_interval", route.group_interval), ("repeat_interval", route.repeat_interval)] {
+            if d == Some(Duration::ZERO) {
                 return Err(ConfigError::Invalid(format!("{at}: {name} cannot be zero")));
             }
         }

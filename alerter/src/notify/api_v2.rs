@@ -67,9 +67,15 @@ fn params(q: Option<String>) -> Result<Params, NotifyError> {
     for (k, v) in url::form_urlencoded::parse(q.unwrap_or_default().as_bytes()) {
         match k.as_ref() {
             "filter" => p.filter.extend(parse_matchers(&v).map_err(|e| NotifyError::BadRequest(e.to_string()))?),
-            "receiver" => p.receiver = Some(regex::Regex::new(&format!("^(?:{v})$")).map_err(|e| NotifyError::BadRequest(format!("receiver regex: {e}")))?),
+            "receiver" => {
+                p.receiver = Some(
+                    regex::Regex::new(&format!("^(?:{v})$"))
+                        .map_err(|e| NotifyError::BadRequest(format!("receiver regex: {e}")))?,
+                )
+            }
             flag => {
-                let b = v.parse::<bool>().map_err(|_| NotifyError::BadRequest(format!("{flag}: not a boolean: {v:?}")))?;
+                let b =
+                    v.parse::<bool>().map_err(|_| NotifyError::BadRequest(format!("{flag}: not a boolean: {v:?}")))?;
                 p.flags.insert(flag.to_string(), b);
             }
         }
@@ -85,7 +91,8 @@ impl Params {
 
 fn gettable_alert(n: &Notifier, a: &Alert, firing: &[Alert], now: DateTime<Utc>) -> (Value, Vec<String>, &'static str) {
     let (silenced, inhibited) = super::pipeline::mute_status(&n.shared().pipeline, &a.labels, firing, now);
-    let receivers: Vec<String> = n.shared().dispatcher.route().matching(&a.labels).iter().map(|o| o.receiver.clone()).collect();
+    let receivers: Vec<String> =
+        n.shared().dispatcher.route().matching(&a.labels).iter().map(|o| o.receiver.clone()).collect();
     let state = if silenced.is_empty() && inhibited.is_empty() { "active" } else { "suppressed" };
     let v = json!({
         "labels": a.labels,
@@ -132,7 +139,8 @@ async fn get_alerts(State(n): State<Notifier>, RawQuery(q): RawQuery) -> Result<
 }
 
 async fn post_alerts(State(n): State<Notifier>, body: axum::body::Bytes) -> Result<StatusCode, NotifyError> {
-    let alerts: Vec<PostableAlert> = serde_json::from_slice(&body).map_err(|e| NotifyError::BadRequest(format!("decoding alerts: {e}")))?;
+    let alerts: Vec<PostableAlert> =
+        serde_json::from_slice(&body).map_err(|e| NotifyError::BadRequest(format!("decoding alerts: {e}")))?;
     n.receive(alerts).await?;
     Ok(StatusCode::OK)
 }
@@ -180,14 +188,17 @@ fn gettable_silence(s: &Silence, now: DateTime<Utc>) -> Value {
 /// Alertmanager's filter on silences: the silence's equality matchers, taken as a label set,
 /// must satisfy every filter matcher.
 fn silence_matches_filter(s: &Silence, filter: &[Matcher]) -> bool {
-    let labels = crowsnest_wire::Labels::from_pairs(s.matchers.iter().filter(|m| !m.is_regex && m.is_equal).map(|m| (m.name.as_str(), m.value.as_str())));
+    let labels = crowsnest_wire::Labels::from_pairs(
+        s.matchers.iter().filter(|m| !m.is_regex && m.is_equal).map(|m| (m.name.as_str(), m.value.as_str())),
+    );
     crowsnest_wire::labels::matches_all(filter, &labels)
 }
 
 async fn get_silences(State(n): State<Notifier>, RawQuery(q): RawQuery) -> Result<Json<Vec<Value>>, NotifyError> {
     let p = params(q)?;
     let now = Utc::now();
-    let mut list: Vec<Silence> = n.shared().pipeline.silences.list().into_iter().filter(|s| silence_matches_filter(s, &p.filter)).collect();
+    let mut list: Vec<Silence> =
+        n.shared().pipeline.silences.list().into_iter().filter(|s| silence_matches_filter(s, &p.filter)).collect();
     // Active first (ending soonest), then pending (starting soonest), then expired (newest first).
     list.sort_by(|a, b| {
         let rank = |s: &Silence| match s.state(now) {
@@ -205,14 +216,20 @@ async fn get_silences(State(n): State<Notifier>, RawQuery(q): RawQuery) -> Resul
 }
 
 async fn post_silence(State(n): State<Notifier>, body: axum::body::Bytes) -> Result<Json<Value>, NotifyError> {
-    let s: PostableSilence = serde_json::from_slice(&body).map_err(|e| NotifyError::BadRequest(format!("decoding silence: {e}")))?;
+    let s: PostableSilence =
+        serde_json::from_slice(&body).map_err(|e| NotifyError::BadRequest(format!("decoding silence: {e}")))?;
     let id = n.shared().pipeline.silences.set(s, Utc::now()).await?;
     tracing::info!(silence = %id, "Silence set.");
     Ok(Json(json!({"silenceID": id})))
 }
 
 async fn get_silence(State(n): State<Notifier>, Path(id): Path<String>) -> Result<Json<Value>, NotifyError> {
-    let s = n.shared().pipeline.silences.get(&id).ok_or_else(|| NotifyError::NotFound(format!("silence {id} not found")))?;
+    let s = n
+        .shared()
+        .pipeline
+        .silences
+        .get(&id)
+        .ok_or_else(|| NotifyError::NotFound(format!("silence {id} not found")))?;
     Ok(Json(gettable_silence(&s, Utc::now())))
 }
 

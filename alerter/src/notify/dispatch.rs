@@ -74,7 +74,11 @@ impl Dispatcher {
                 group.alerts.lock().insert(fp, alert.clone());
             }
         }
-        self.inner.pipeline.metrics.aggregation_groups.set(i64::try_from(self.inner.groups.lock().len()).unwrap_or(i64::MAX));
+        self.inner
+            .pipeline
+            .metrics
+            .aggregation_groups
+            .set(i64::try_from(self.inner.groups.lock().len()).unwrap_or(i64::MAX));
     }
 
     /// A snapshot of the live groups, sorted by key.

@@ -15,8 +15,8 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use super::amconfig::{EmailConfig, GlobalConfig, Secret, read_secret_file};
 use super::amconfig::split_host_port;
+use super::amconfig::{EmailConfig, GlobalConfig, Secret, read_secret_file};
 use super::metrics::FailReason;
 use super::retry::Attempt;
 use super::template::{Templates, with_subject};
@@ -84,7 +84,8 @@ impl Email {
 
     /// Renders headers and bodies into a message.
     pub fn render(&self, t: &Templates, data: &Value) -> Result<Rendered, String> {
-        let headers: BTreeMap<String, String> = self.cfg.headers.iter().map(|(k, v)| (title_case(k), v.clone())).collect();
+        let headers: BTreeMap<String, String> =
+            self.cfg.headers.iter().map(|(k, v)| (title_case(k), v.clone())).collect();
         let r = |text: &str| t.render(text, data).map_err(|e| e.to_string());
         let subject = match headers.get("Subject") {
             Some(s) => r(s)?,
@@ -128,18 +129,29 @@ impl Email {
         let message = if html.trim().is_empty() {
             builder.singlepart(SinglePart::plain(text))
         } else {
-            builder.multipart(MultiPart::alternative().singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(text)).singlepart(SinglePart::html(html)))
+            builder.multipart(
+                MultiPart::alternative()
+                    .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(text))
+                    .singlepart(SinglePart::html(html)),
+            )
         }
         .map_err(|e| format!("building message: {e}"))?;
         Ok(Rendered { message, recipients })
     }
 
     fn transport(&self) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
-        let server_name = if self.cfg.tls_config.server_name.is_empty() { self.host.clone() } else { self.cfg.tls_config.server_name.clone() };
-        let mut tls = TlsParameters::builder(server_name).dangerous_accept_invalid_certs(self.cfg.tls_config.insecure_skip_verify);
+        let server_name = if self.cfg.tls_config.server_name.is_empty() {
+            self.host.clone()
+        } else {
+            self.cfg.tls_config.server_name.clone()
+        };
+        let mut tls = TlsParameters::builder(server_name)
+            .dangerous_accept_invalid_certs(self.cfg.tls_config.insecure_skip_verify);
         if let Some(ca) = &self.ca_file {
             let pem = std::fs::read(ca).map_err(|e| format!("reading ca_file {}: {e}", ca.display()))?;
-            tls = tls.add_root_certificate(Certificate::from_pem(&pem).map_err(|e| format!("ca_file {}: {e}", ca.display()))?);
+            tls = tls.add_root_certificate(
+                Certificate::from_pem(&pem).map_err(|e| format!("ca_file {}: {e}", ca.display()))?,
+            );
         }
         let tls = tls.build_rustls().map_err(|e| format!("TLS setup: {e}"))?;
         let mode = if self.implicit_tls {
@@ -226,13 +238,28 @@ mod tests {
             timeout: false,
         };
         let alerts = [a];
-        data(&NotificationData { receiver: "ops", group_key: "k", group_labels: &LabelSet::new(), alerts: &alerts, now, external_url: "" })
+        data(&NotificationData {
+            receiver: "ops",
+            group_key: "k",
+            group_labels: &LabelSet::new(),
+            alerts: &alerts,
+            now,
+            external_url: "",
+        })
     }
 
     #[test]
     fn renders_headers_and_multipart_body() {
-        let g = GlobalConfig { smtp_from: "am@example.org".into(), smtp_smarthost: "mail:587".into(), ..GlobalConfig::default() };
-        let e = Email::new(cfg("to: 'a@example.org, b@example.org'\nheaders: {x-team: '{{ .Receiver }}'}\n"), &g, |p: &str| std::path::PathBuf::from(p));
+        let g = GlobalConfig {
+            smtp_from: "am@example.org".into(),
+            smtp_smarthost: "mail:587".into(),
+            ..GlobalConfig::default()
+        };
+        let e = Email::new(
+            cfg("to: 'a@example.org, b@example.org'\nheaders: {x-team: '{{ .Receiver }}'}\n"),
+            &g,
+            |p: &str| std::path::PathBuf::from(p),
+        );
         assert_eq!((e.host.as_str(), e.port, e.require_tls, e.implicit_tls), ("mail", 587, true, false));
         let r = e.render(&Templates::default(), &sample()).unwrap();
         assert_eq!(r.recipients, 2);
@@ -245,7 +272,9 @@ mod tests {
     #[test]
     fn implicit_tls_on_465_and_bad_addresses() {
         let g = GlobalConfig { smtp_from: "not an address".into(), ..GlobalConfig::default() };
-        let e = Email::new(cfg("to: x@example.org\nsmarthost: smtp.example.org:465\n"), &g, |p: &str| std::path::PathBuf::from(p));
+        let e = Email::new(cfg("to: x@example.org\nsmarthost: smtp.example.org:465\n"), &g, |p: &str| {
+            std::path::PathBuf::from(p)
+        });
         assert!(e.implicit_tls);
         assert!(e.render(&Templates::default(), &sample()).unwrap_err().contains("from address"));
         assert_eq!(title_case("reply-TO"), "Reply-To");

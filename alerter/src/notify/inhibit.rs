@@ -18,7 +18,11 @@ pub struct InhibitRule {
     equal: Vec<String>,
 }
 
-fn compile_side(new: &[String], eq: &std::collections::BTreeMap<String, String>, re: &std::collections::BTreeMap<String, String>) -> Result<Vec<Matcher>, ConfigError> {
+fn compile_side(
+    new: &[String],
+    eq: &std::collections::BTreeMap<String, String>,
+    re: &std::collections::BTreeMap<String, String>,
+) -> Result<Vec<Matcher>, ConfigError> {
     let mut v = Vec::new();
     for m in new {
         v.push(parse_matcher(m)?);
@@ -27,7 +31,10 @@ fn compile_side(new: &[String], eq: &std::collections::BTreeMap<String, String>,
         v.push(Matcher::equal(k.clone(), val.clone()));
     }
     for (k, val) in re {
-        v.push(Matcher::new(MatchOp::Regex, k.clone(), val.clone()).map_err(|e| ConfigError::Invalid(format!("inhibit rule regex {k}: {e}")))?);
+        v.push(
+            Matcher::new(MatchOp::Regex, k.clone(), val.clone())
+                .map_err(|e| ConfigError::Invalid(format!("inhibit rule regex {k}: {e}")))?,
+        );
     }
     Ok(v)
 }
@@ -43,7 +50,9 @@ impl InhibitRule {
     }
 
     fn equal_labels(&self, a: &LabelSet, b: &LabelSet) -> bool {
-        self.equal.iter().all(|n| a.get(n).map(String::as_str).unwrap_or("") == b.get(n).map(String::as_str).unwrap_or(""))
+        self.equal
+            .iter()
+            .all(|n| a.get(n).map(String::as_str).unwrap_or("") == b.get(n).map(String::as_str).unwrap_or(""))
     }
 }
 
@@ -141,7 +150,12 @@ mod tests {
 
     #[test]
     fn both_sides_do_not_mute_each_other() {
-        let inh = Inhibitor::compile(&[InhibitRuleConfig { source_matchers: vec!["sev=crit".into()], target_matchers: vec!["team=db".into()], ..Default::default() }]).unwrap();
+        let inh = Inhibitor::compile(&[InhibitRuleConfig {
+            source_matchers: vec!["sev=crit".into()],
+            target_matchers: vec!["team=db".into()],
+            ..Default::default()
+        }])
+        .unwrap();
         let a = alert(&[("sev", "crit"), ("team", "db"), ("x", "1")], 100);
         let b = alert(&[("sev", "crit"), ("team", "db"), ("x", "2")], 100);
         assert!(inh.inhibited_by(&a.labels, &[a.clone(), b], t(1)).is_empty());

@@ -51,7 +51,11 @@ fn find_operator(text: &str) -> Option<(usize, MatchOp, usize)> {
             b'\\' if in_quote => i += 1,
             b'"' => in_quote = !in_quote,
             b'=' if !in_quote => {
-                return Some(if bytes.get(i + 1) == Some(&b'~') { (i, MatchOp::Regex, 2) } else { (i, MatchOp::Equal, 1) });
+                return Some(if bytes.get(i + 1) == Some(&b'~') {
+                    (i, MatchOp::Regex, 2)
+                } else {
+                    (i, MatchOp::Equal, 1)
+                });
             }
             b'!' if !in_quote => match bytes.get(i + 1) {
                 Some(b'=') => return Some((i, MatchOp::NotEqual, 2)),

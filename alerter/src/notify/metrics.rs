@@ -98,10 +98,22 @@ impl Metrics {
         let mut reg = registry.lock().unwrap_or_else(|e| e.into_inner());
         let r = reg.sub_registry_with_prefix("crowsnest_alerter");
         r.register("notifications", "Notifications attempted, by receiver and integration", self.notifications.clone());
-        r.register("notifications_failed", "Notifications that failed for good (after retries), by reason", self.notifications_failed.clone());
+        r.register(
+            "notifications_failed",
+            "Notifications that failed for good (after retries), by reason",
+            self.notifications_failed.clone(),
+        );
         r.register("notification_requests", "Individual delivery attempts (including retries)", self.requests.clone());
-        r.register("notification_latency_seconds", "Time to deliver one notification, retries included", self.latency.clone());
-        r.register("alerts_received", "Alerts received from rule evaluation or the API, by status", self.alerts_received.clone());
+        r.register(
+            "notification_latency_seconds",
+            "Time to deliver one notification, retries included",
+            self.latency.clone(),
+        );
+        r.register(
+            "alerts_received",
+            "Alerts received from rule evaluation or the API, by status",
+            self.alerts_received.clone(),
+        );
         r.register("alerts_invalid", "Posted alerts rejected as invalid", self.alerts_invalid.clone());
         r.register("silences", "Silences by state", self.silences.clone());
         r.register("alerts", "Alerts held in the alert store", self.alerts.clone());
@@ -109,7 +121,9 @@ impl Metrics {
     }
 
     pub fn fail(&self, receiver: &str, integration: &str, reason: FailReason) {
-        self.notifications_failed.get_or_create(&FailLabels { receiver: receiver.to_string(), integration: integration.to_string(), reason }).inc();
+        self.notifications_failed
+            .get_or_create(&FailLabels { receiver: receiver.to_string(), integration: integration.to_string(), reason })
+            .inc();
     }
 }
 

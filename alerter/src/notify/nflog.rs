@@ -32,7 +32,14 @@ pub fn entry_key(group_key: &str, receiver: &str, integration: &str) -> String {
 
 /// Alertmanager's `needsUpdate`: notify for new firing alerts, for newly resolved ones (if
 /// the integration sends resolved notices), when everything resolved, or when `repeat` elapsed.
-pub fn needs_update(entry: Option<&Entry>, firing: &BTreeSet<u64>, resolved: &BTreeSet<u64>, send_resolved: bool, repeat: Duration, now: DateTime<Utc>) -> bool {
+pub fn needs_update(
+    entry: Option<&Entry>,
+    firing: &BTreeSet<u64>,
+    resolved: &BTreeSet<u64>,
+    send_resolved: bool,
+    repeat: Duration,
+    now: DateTime<Utc>,
+) -> bool {
     let Some(e) = entry else {
         return !firing.is_empty();
     };
@@ -147,7 +154,10 @@ mod tests {
         assert!(!needs_update(Some(&e), &set(&[1]), &set(&[2]), false, rep, t(1)), "resolved not wanted");
         assert!(needs_update(Some(&e), &set(&[]), &set(&[1, 2]), false, rep, t(1)), "all resolved clears the log");
         let cleared = Entry { firing: set(&[]), resolved: set(&[1, 2]), timestamp: t(1) };
-        assert!(!needs_update(Some(&cleared), &set(&[]), &set(&[1, 2]), true, rep, t(500)), "resolved notice not repeated");
+        assert!(
+            !needs_update(Some(&cleared), &set(&[]), &set(&[1, 2]), true, rep, t(500)),
+            "resolved notice not repeated"
+        );
     }
 
     #[tokio::test]

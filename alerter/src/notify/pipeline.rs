@@ -82,10 +82,14 @@ pub fn build_receivers(cfg: &AlertmanagerConfig) -> HashMap<String, Receiver> {
         .map(|r| {
             let mut integrations = Vec::new();
             for (i, s) in r.slack_configs.iter().enumerate() {
-                integrations.push((format!("slack/{i}"), Integration::Slack(Slack::new(s.clone(), &cfg.global, resolve, client.clone(), limiter.clone()))));
+                integrations.push((
+                    format!("slack/{i}"),
+                    Integration::Slack(Slack::new(s.clone(), &cfg.global, resolve, client.clone(), limiter.clone())),
+                ));
             }
             for (i, e) in r.email_configs.iter().enumerate() {
-                integrations.push((format!("email/{i}"), Integration::Email(Email::new(e.clone(), &cfg.global, resolve))));
+                integrations
+                    .push((format!("email/{i}"), Integration::Email(Email::new(e.clone(), &cfg.global, resolve))));
             }
             if integrations.is_empty() {
                 integrations.push(("log/0".to_string(), Integration::Log));
@@ -96,14 +100,26 @@ pub fn build_receivers(cfg: &AlertmanagerConfig) -> HashMap<String, Receiver> {
 }
 
 /// Is an alert muted right now? Returns (silenced by, inhibited by).
-pub fn mute_status(p: &Pipeline, labels: &LabelSet, firing: &[Alert], now: DateTime<Utc>) -> (Vec<String>, Vec<String>) {
+pub fn mute_status(
+    p: &Pipeline,
+    labels: &LabelSet,
+    firing: &[Alert],
+    now: DateTime<Utc>,
+) -> (Vec<String>, Vec<String>) {
     (p.silences.mutes(labels, now), p.inhibitor.inhibited_by(labels, firing, now))
 }
 
 impl Pipeline {
     /// Notifies one group's alerts to the route's receiver. True when every integration is
     /// done (delivered or nothing to send), so resolved alerts may leave the group.
-    pub async fn flush(&self, group_key: &str, group_labels: &LabelSet, opts: &RouteOpts, alerts: Vec<Alert>, now: DateTime<Utc>) -> bool {
+    pub async fn flush(
+        &self,
+        group_key: &str,
+        group_labels: &LabelSet,
+        opts: &RouteOpts,
+        alerts: Vec<Alert>,
+        now: DateTime<Utc>,
+    ) -> bool {
         let firing_all = self.store.firing(now);
         let alerts: Vec<Alert> = alerts
             .into_iter()
@@ -119,12 +135,25 @@ impl Pipeline {
             tracing::error!(receiver = %opts.receiver, "Route points at an unknown receiver.");
             return true;
         };
-        let results = join_all(receiver.integrations.iter().map(|(name, integ)| self.notify_integration(receiver, name, integ, group_key, group_labels, opts, &alerts, now))).await;
+        let results = join_all(receiver.integrations.iter().map(|(name, integ)| {
+            self.notify_integration(receiver, name, integ, group_key, group_labels, opts, &alerts, now)
+        }))
+        .await;
         results.into_iter().all(|ok| ok)
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn notify_integration(&self, receiver: &Receiver, name: &str, integ: &Integration, group_key: &str, group_labels: &LabelSet, opts: &RouteOpts, alerts: &[Alert], now: DateTime<Utc>) -> bool {
+    async fn notify_integration(
+        &self,
+        receiver: &Receiver,
+        name: &str,
+        integ: &Integration,
+        group_key: &str,
+        group_labels: &LabelSet,
+        opts: &RouteOpts,
+        alerts: &[Alert],
+        now: DateTime<Utc>,
+    ) -> bool {
         let firing: BTreeSet<u64> = alerts.iter().filter(|a| !a.is_resolved_at(now)).map(Alert::fingerprint).collect();
         let resolved: BTreeSet<u64> = alerts.iter().filter(|a| a.is_resolved_at(now)).map(Alert::fingerprint).collect();
         let key = entry_key(group_key, &receiver.name, name);
@@ -132,7 +161,11 @@ impl Pipeline {
         if !needs_update(entry.as_ref(), &firing, &resolved, integ.send_resolved(), opts.repeat_interval, now) {
             return true;
         }
-        let to_send: Vec<Alert> = if integ.send_resolved() { alerts.to_vec() } else { alerts.iter().filter(|a| !a.is_resolved_at(now)).cloned().collect() };
+        let to_send: Vec<Alert> = if integ.send_resolved() {
+            alerts.to_vec()
+        } else {
+            alerts.iter().filter(|a| !a.is_resolved_at(now)).cloned().collect()
+        };
         if !to_send.is_empty() && !self.deliver(receiver, integ, group_key, group_labels, opts, &to_send, now).await {
             return false;
         }
@@ -143,10 +176,26 @@ impl Pipeline {
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn deliver(&self, receiver: &Receiver, integ: &Integration, group_key: &str, group_labels: &LabelSet, opts: &RouteOpts, alerts: &[Alert], now: DateTime<Utc>) -> bool {
+    async fn deliver(
+        &self,
+        receiver: &Receiver,
+        integ: &Integration,
+        group_key: &str,
+        group_labels: &LabelSet,
+        opts: &RouteOpts,
+        alerts: &[Alert],
+        now: DateTime<Utc>,
+    ) -> bool {
         let labels = IntegrationLabels { receiver: receiver.name.clone(), integration: integ.kind().to_string() };
         self.metrics.notifications.get_or_create(&labels).inc();
-        let d = data(&NotificationData { receiver: &receiver.name, group_key, group_labels, alerts, now, external_url: &self.external_url });
+        let d = data(&NotificationData {
+            receiver: &receiver.name,
+            group_key,
+            group_labels,
+            alerts,
+            now,
+            external_url: &self.external_url,
+        });
         let started = Instant::now();
         let deadline = started + opts.group_interval.max(MIN_ATTEMPT_WINDOW);
         let requests = self.metrics.requests.get_or_create(&labels).clone();
@@ -164,7 +213,9 @@ impl Pipeline {
                     })
                     .await
                 }
-                Err(e) => Err(super::retry::Failure { reason: FailReason::template, message: e.to_string(), attempts: 0 }),
+                Err(e) => {
+                    Err(super::retry::Failure { reason: FailReason::template, message: e.to_string(), attempts: 0 })
+                }
             },
             Integration::Email(e) => match e.render(&self.templates, &d) {
                 Ok(rendered) => {
@@ -179,7 +230,10 @@ impl Pipeline {
         };
         match result {
             Ok(attempts) => {
-                self.metrics.latency.get_or_create(&IntegrationOnly { integration: integ.kind().to_string() }).observe(started.elapsed().as_secs_f64());
+                self.metrics
+                    .latency
+                    .get_or_create(&IntegrationOnly { integration: integ.kind().to_string() })
+                    .observe(started.elapsed().as_secs_f64());
                 tracing::debug!(receiver = %receiver.name, integration = integ.kind(), attempts, alerts = alerts.len(), "Notification delivered.");
                 true
             }

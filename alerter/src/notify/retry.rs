@@ -19,9 +19,16 @@ use super::metrics::FailReason;
 pub enum Attempt {
     Delivered,
     /// Worth trying again, after `after` if the server said so.
-    Retry { reason: FailReason, after: Option<Duration>, message: String },
+    Retry {
+        reason: FailReason,
+        after: Option<Duration>,
+        message: String,
+    },
     /// Will not succeed by retrying.
-    Fatal { reason: FailReason, message: String },
+    Fatal {
+        reason: FailReason,
+        message: String,
+    },
 }
 
 /// The final failure of an attempt series.
@@ -58,7 +65,12 @@ impl RetryPolicy {
 
 /// Runs `attempt` until it delivers, fails fatally, runs out of attempts, passes `deadline` or
 /// `shutdown` fires. `on_attempt` is called before each try (for request counters).
-pub async fn retry<F, Fut>(policy: RetryPolicy, deadline: Instant, shutdown: &CancellationToken, mut attempt: F) -> Result<u32, Failure>
+pub async fn retry<F, Fut>(
+    policy: RetryPolicy,
+    deadline: Instant,
+    shutdown: &CancellationToken,
+    mut attempt: F,
+) -> Result<u32, Failure>
 where
     F: FnMut(u32) -> Fut,
     Fut: std::future::Future<Output = Attempt>,
@@ -135,7 +147,11 @@ mod tests {
         let calls = AtomicU32::new(0);
         let deadline = Instant::now() + Duration::from_secs(5);
         let n = retry(fast(), deadline, &CancellationToken::new(), |_| async {
-            if calls.fetch_add(1, Ordering::SeqCst) < 2 { Attempt::Retry { reason: FailReason::server_error, after: None, message: "500".into() } } else { Attempt::Delivered }
+            if calls.fetch_add(1, Ordering::SeqCst) < 2 {
+                Attempt::Retry { reason: FailReason::server_error, after: None, message: "500".into() }
+            } else {
+                Attempt::Delivered
+            }
         })
         .await
         .unwrap();
@@ -145,9 +161,17 @@ mod tests {
     #[tokio::test]
     async fn fatal_stops_and_attempts_are_bounded() {
         let deadline = Instant::now() + Duration::from_secs(5);
-        let err = retry(fast(), deadline, &CancellationToken::new(), |_| async { Attempt::Fatal { reason: FailReason::client_error, message: "invalid_payload".into() } }).await.unwrap_err();
+        let err = retry(fast(), deadline, &CancellationToken::new(), |_| async {
+            Attempt::Fatal { reason: FailReason::client_error, message: "invalid_payload".into() }
+        })
+        .await
+        .unwrap_err();
         assert_eq!((err.attempts, err.reason), (1, FailReason::client_error));
-        let err = retry(fast(), deadline, &CancellationToken::new(), |_| async { Attempt::Retry { reason: FailReason::connection, after: None, message: "refused".into() } }).await.unwrap_err();
+        let err = retry(fast(), deadline, &CancellationToken::new(), |_| async {
+            Attempt::Retry { reason: FailReason::connection, after: None, message: "refused".into() }
+        })
+        .await
+        .unwrap_err();
         assert_eq!(err.attempts, 5);
     }
 
@@ -156,12 +180,28 @@ mod tests {
         let start = Instant::now();
         let calls = AtomicU32::new(0);
         retry(fast(), start + Duration::from_secs(5), &CancellationToken::new(), |_| async {
-            if calls.fetch_add(1, Ordering::SeqCst) == 0 { Attempt::Retry { reason: FailReason::rate_limited, after: Some(Duration::from_millis(300)), message: "429".into() } } else { Attempt::Delivered }
+            if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                Attempt::Retry {
+                    reason: FailReason::rate_limited,
+                    after: Some(Duration::from_millis(300)),
+                    message: "429".into(),
+                }
+            } else {
+                Attempt::Delivered
+            }
         })
         .await
         .unwrap();
         assert!(start.elapsed() >= Duration::from_millis(300));
-        let err = retry(fast(), Instant::now() + Duration::from_millis(100), &CancellationToken::new(), |_| async { Attempt::Retry { reason: FailReason::rate_limited, after: Some(Duration::from_secs(10)), message: "429".into() } }).await.unwrap_err();
+        let err = retry(fast(), Instant::now() + Duration::from_millis(100), &CancellationToken::new(), |_| async {
+            Attempt::Retry {
+                reason: FailReason::rate_limited,
+                after: Some(Duration::from_secs(10)),
+                message: "429".into(),
+            }
+        })
+        .await
+        .unwrap_err();
         assert_eq!(err.attempts, 1, "a Retry-After beyond the deadline ends the series");
     }
 

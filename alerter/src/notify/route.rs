@@ -36,7 +36,9 @@ impl RouteOpts {
     pub fn group_labels(&self, labels: &LabelSet) -> LabelSet {
         match &self.group_by {
             GroupBy::All => labels.clone(),
-            GroupBy::Labels(names) => names.iter().filter_map(|n| labels.get(n).map(|v| (n.clone(), v.clone()))).collect(),
+            GroupBy::Labels(names) => {
+                names.iter().filter_map(|n| labels.get(n).map(|v| (n.clone(), v.clone()))).collect()
+            }
         }
     }
 }
@@ -73,7 +75,10 @@ impl Route {
             matchers.push(Matcher::equal(k.clone(), v.clone()));
         }
         for (k, v) in &cfg.match_re {
-            matchers.push(Matcher::new(MatchOp::Regex, k.clone(), v.clone()).map_err(|e| ConfigError::Invalid(format!("match_re {k}: {e}")))?);
+            matchers.push(
+                Matcher::new(MatchOp::Regex, k.clone(), v.clone())
+                    .map_err(|e| ConfigError::Invalid(format!("match_re {k}: {e}")))?,
+            );
         }
         let group_by = match &cfg.group_by {
             None => parent.group_by.clone(),
@@ -143,7 +148,11 @@ impl Route {
 }
 
 fn child_matchers(cfg: &RouteConfig) -> Vec<String> {
-    let mut v: Vec<String> = cfg.matchers.iter().map(|m| parse_matcher(m).map(|m| format_matcher(&m)).unwrap_or_else(|_| m.clone())).collect();
+    let mut v: Vec<String> = cfg
+        .matchers
+        .iter()
+        .map(|m| parse_matcher(m).map(|m| format_matcher(&m)).unwrap_or_else(|_| m.clone()))
+        .collect();
     v.extend(cfg.match_eq.iter().map(|(k, val)| format!("{k}={val:?}")));
     v.extend(cfg.match_re.iter().map(|(k, val)| format!("{k}=~{val:?}")));
     v
@@ -189,7 +198,10 @@ receivers: [{name: default}, {name: pager}, {name: dba}, {name: web}, {name: nev
         let r = Route::compile(&parse(CFG).unwrap().route).unwrap();
         assert_eq!(receivers(&r, &labels(&[("alertname", "X")])), vec!["default"]);
         assert_eq!(receivers(&r, &labels(&[("severity", "critical")])), vec!["pager", "never"]);
-        assert_eq!(receivers(&r, &labels(&[("severity", "critical"), ("team", "db"), ("service", "web")])), vec!["dba", "web"]);
+        assert_eq!(
+            receivers(&r, &labels(&[("severity", "critical"), ("team", "db"), ("service", "web")])),
+            vec!["dba", "web"]
+        );
         assert_eq!(receivers(&r, &labels(&[("service", "api")])), vec!["web"]);
     }
 

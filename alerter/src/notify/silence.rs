@@ -43,7 +43,8 @@ impl SilenceMatcher {
             (true, true) => MatchOp::Regex,
             (true, false) => MatchOp::NotRegex,
         };
-        Matcher::new(op, self.name.clone(), self.value.clone()).map_err(|e| NotifyError::BadRequest(format!("invalid regex in matcher {}: {e}", self.name)))
+        Matcher::new(op, self.name.clone(), self.value.clone())
+            .map_err(|e| NotifyError::BadRequest(format!("invalid regex in matcher {}: {e}", self.name)))
     }
 }
 
@@ -160,7 +161,11 @@ impl Silences {
         let id = {
             let mut map = self.inner.write();
             let prev = match &p.id {
-                Some(id) if !id.is_empty() => Some(map.get(id).map(|e| e.silence.clone()).ok_or_else(|| NotifyError::NotFound(format!("silence {id} not found")))?),
+                Some(id) if !id.is_empty() => Some(
+                    map.get(id)
+                        .map(|e| e.silence.clone())
+                        .ok_or_else(|| NotifyError::NotFound(format!("silence {id} not found")))?,
+                ),
                 _ => None,
             };
             let in_place = prev.as_ref().is_some_and(|old| can_update(old, &p, now));
@@ -228,7 +233,9 @@ impl Silences {
             .inner
             .read()
             .values()
-            .filter(|e| e.silence.state(now) == SilenceState::Active && crowsnest_wire::labels::matches_all(&e.matchers, &wire))
+            .filter(|e| {
+                e.silence.state(now) == SilenceState::Active && crowsnest_wire::labels::matches_all(&e.matchers, &wire)
+            })
             .map(|e| e.silence.id.clone())
             .collect();
         ids.sort();
@@ -255,7 +262,8 @@ impl Silences {
         let cutoff = now - chrono::Duration::from_std(RETENTION).unwrap_or(chrono::Duration::days(5));
         let gone: Vec<String> = {
             let mut map = self.inner.write();
-            let gone: Vec<String> = map.values().filter(|e| e.silence.ends_at < cutoff).map(|e| e.silence.id.clone()).collect();
+            let gone: Vec<String> =
+                map.values().filter(|e| e.silence.ends_at < cutoff).map(|e| e.silence.id.clone()).collect();
             for id in &gone {
                 map.remove(id);
             }
@@ -277,7 +285,9 @@ impl Silences {
             batch.remove([PREFIX, id.as_bytes()].concat());
         }
         let tree = self.tree.clone();
-        tokio::task::spawn_blocking(move || tree.apply_batch(batch)).await.map_err(|e| NotifyError::Internal(e.to_string()))??;
+        tokio::task::spawn_blocking(move || tree.apply_batch(batch))
+            .await
+            .map_err(|e| NotifyError::Internal(e.to_string()))??;
         Ok(())
     }
 }
@@ -313,7 +323,12 @@ mod tests {
     fn post(id: Option<String>, value: &str, start: i64, end: i64) -> PostableSilence {
         PostableSilence {
             id,
-            matchers: vec![SilenceMatcher { name: "alertname".into(), value: value.into(), is_regex: true, is_equal: true }],
+            matchers: vec![SilenceMatcher {
+                name: "alertname".into(),
+                value: value.into(),
+                is_regex: true,
+                is_equal: true,
+            }],
             starts_at: t(start),
             ends_at: t(end),
             created_by: "me".into(),

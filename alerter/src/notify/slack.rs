@@ -72,7 +72,13 @@ fn truncate(s: String, max: usize) -> String {
 }
 
 impl Slack {
-    pub fn new(cfg: SlackConfig, global: &GlobalConfig, resolve: impl Fn(&str) -> std::path::PathBuf, client: reqwest::Client, limiter: RateLimiter) -> Slack {
+    pub fn new(
+        cfg: SlackConfig,
+        global: &GlobalConfig,
+        resolve: impl Fn(&str) -> std::path::PathBuf,
+        client: reqwest::Client,
+        limiter: RateLimiter,
+    ) -> Slack {
         let (url, url_file) = if !cfg.api_url.is_empty() {
             (cfg.api_url.clone(), None)
         } else if !cfg.api_url_file.is_empty() {
@@ -137,15 +143,30 @@ impl Slack {
             Err(e) => return Attempt::Retry { reason: FailReason::other, after: None, message: e },
         };
         if !self.limiter.acquire(url.expose(), WEBHOOK_GAP, deadline).await {
-            return Attempt::Retry { reason: FailReason::rate_limited, after: None, message: "no rate-limit slot before the deadline".into() };
+            return Attempt::Retry {
+                reason: FailReason::rate_limited,
+                after: None,
+                message: "no rate-limit slot before the deadline".into(),
+            };
         }
         let resp = match self.client.post(url.expose()).json(payload).send().await {
             Ok(r) => r,
             // reqwest errors may include the URL (a secret): report only the kind.
-            Err(e) => return Attempt::Retry { reason: if e.is_timeout() { FailReason::timeout } else { FailReason::connection }, after: None, message: describe(&e) },
+            Err(e) => {
+                return Attempt::Retry {
+                    reason: if e.is_timeout() { FailReason::timeout } else { FailReason::connection },
+                    after: None,
+                    message: describe(&e),
+                };
+            }
         };
         let status = resp.status();
-        let retry_after = resp.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok()).map(Duration::from_secs);
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
         let body = resp.text().await.unwrap_or_default();
         let text: String = body.trim().chars().take(200).collect();
         classify(status.as_u16(), retry_after, &text, |until| self.limiter.hold_until(url.expose(), until))
@@ -153,7 +174,15 @@ impl Slack {
 }
 
 fn describe(e: &reqwest::Error) -> String {
-    let kind = if e.is_connect() { "connect error" } else if e.is_timeout() { "timeout" } else if e.is_request() { "request error" } else { "transport error" };
+    let kind = if e.is_connect() {
+        "connect error"
+    } else if e.is_timeout() {
+        "timeout"
+    } else if e.is_request() {
+        "request error"
+    } else {
+        "transport error"
+    };
     let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
     let mut detail = String::new();
     while let Some(s) = src {
@@ -171,9 +200,17 @@ pub fn classify(status: u16, retry_after: Option<Duration>, body: &str, hold: im
         429 => {
             let after = retry_after.unwrap_or(Duration::from_secs(1));
             hold(Instant::now() + after);
-            Attempt::Retry { reason: FailReason::rate_limited, after: Some(after), message: format!("HTTP 429: {body}") }
+            Attempt::Retry {
+                reason: FailReason::rate_limited,
+                after: Some(after),
+                message: format!("HTTP 429: {body}"),
+            }
         }
-        500..=599 => Attempt::Retry { reason: FailReason::server_error, after: retry_after, message: format!("HTTP {status}: {body}") },
+        500..=599 => Attempt::Retry {
+            reason: FailReason::server_error,
+            after: retry_after,
+            message: format!("HTTP {status}: {body}"),
+        },
         _ => Attempt::Fatal { reason: FailReason::client_error, message: format!("HTTP {status}: {body}") },
     }
 }
@@ -187,11 +224,16 @@ mod tests {
         assert_eq!(classify(200, None, "ok", |_| {}), Attempt::Delivered);
         let mut held = false;
         match classify(429, Some(Duration::from_secs(3)), r#"{"ok":false,"error":"rate_limited"}"#, |_| held = true) {
-            Attempt::Retry { reason, after, .. } => assert_eq!((reason, after), (FailReason::rate_limited, Some(Duration::from_secs(3)))),
+            Attempt::Retry { reason, after, .. } => {
+                assert_eq!((reason, after), (FailReason::rate_limited, Some(Duration::from_secs(3))))
+            }
             other => panic!("{other:?}"),
         }
         assert!(held, "429 pushes the rate limiter back");
-        assert!(matches!(classify(503, None, "rollup_error", |_| {}), Attempt::Retry { reason: FailReason::server_error, .. }));
+        assert!(matches!(
+            classify(503, None, "rollup_error", |_| {}),
+            Attempt::Retry { reason: FailReason::server_error, .. }
+        ));
         match classify(400, None, "invalid_payload", |_| {}) {
             Attempt::Fatal { reason, message } => {
                 assert_eq!(reason, FailReason::client_error);

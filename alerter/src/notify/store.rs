@@ -64,8 +64,10 @@ impl AlertStore {
             }
         }
         let tree = self.tree.clone();
-        let rows: Vec<(Vec<u8>, Vec<u8>)> =
-            stored.iter().map(|a| Ok((key(a.fingerprint()), serde_json::to_vec(a)?))).collect::<Result<_, serde_json::Error>>()?;
+        let rows: Vec<(Vec<u8>, Vec<u8>)> = stored
+            .iter()
+            .map(|a| Ok((key(a.fingerprint()), serde_json::to_vec(a)?)))
+            .collect::<Result<_, serde_json::Error>>()?;
         tokio::task::spawn_blocking(move || -> Result<(), sled::Error> {
             let mut batch = sled::Batch::default();
             for (k, v) in rows {

@@ -85,7 +85,8 @@ impl Templates {
     pub fn load(paths: &[std::path::PathBuf]) -> Result<Templates, TemplateError> {
         let mut user = String::new();
         for p in paths {
-            let text = std::fs::read_to_string(p).map_err(|e| TemplateError(format!("reading {}: {e}", p.display())))?;
+            let text =
+                std::fs::read_to_string(p).map_err(|e| TemplateError(format!("reading {}: {e}", p.display())))?;
             user.push_str(&text);
             user.push('\n');
         }
@@ -147,7 +148,11 @@ fn time(t: DateTime<Utc>) -> String {
 
 fn common(sets: &[&LabelSet]) -> LabelSet {
     let Some(first) = sets.first() else { return LabelSet::new() };
-    first.iter().filter(|(k, v)| sets.iter().all(|s| s.get(*k) == Some(*v))).map(|(k, v)| (k.clone(), v.clone())).collect()
+    first
+        .iter()
+        .filter(|(k, v)| sets.iter().all(|s| s.get(*k) == Some(*v)))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// Builds the template data (Alertmanager's `template.Data`).
@@ -160,7 +165,9 @@ pub fn data(n: &NotificationData<'_>) -> Value {
         let pairs: Vec<Value> = a
             .labels
             .iter()
-            .map(|(k, v)| Value::Object(HashMap::from([("Name".to_string(), s(k.clone())), ("Value".to_string(), s(v.clone()))])))
+            .map(|(k, v)| {
+                Value::Object(HashMap::from([("Name".to_string(), s(k.clone())), ("Value".to_string(), s(v.clone()))]))
+            })
             .collect();
         let obj = Value::Object(HashMap::from([
             ("Status".to_string(), s(if is_resolved { "resolved" } else { "firing" })),
@@ -173,7 +180,11 @@ pub fn data(n: &NotificationData<'_>) -> Value {
             ("LabelPairs".to_string(), Value::Array(pairs)),
             ("Summary".to_string(), s(summary)),
         ]));
-        if is_resolved { resolved.push(obj.clone()) } else { firing.push(obj.clone()) }
+        if is_resolved {
+            resolved.push(obj.clone())
+        } else {
+            firing.push(obj.clone())
+        }
         alerts.push(obj);
     }
     let status = if firing.is_empty() { "resolved" } else { "firing" };
@@ -181,7 +192,8 @@ pub fn data(n: &NotificationData<'_>) -> Value {
     let ann_sets: Vec<&LabelSet> = n.alerts.iter().map(|a| &a.annotations).collect();
     let common_labels = common(&label_sets);
     let group_values: Vec<&str> = n.group_labels.values().map(String::as_str).collect();
-    let extra: Vec<&str> = common_labels.iter().filter(|(k, _)| !n.group_labels.contains_key(*k)).map(|(_, v)| v.as_str()).collect();
+    let extra: Vec<&str> =
+        common_labels.iter().filter(|(k, _)| !n.group_labels.contains_key(*k)).map(|(_, v)| v.as_str()).collect();
     let mut top = HashMap::from([
         ("Receiver".to_string(), s(n.receiver)),
         ("Status".to_string(), s(status)),
@@ -232,7 +244,11 @@ fn title(a: &[Value]) -> Result<Value, FuncError> {
     let mut out = String::with_capacity(t.len());
     let mut start = true;
     for c in t.chars() {
-        if start { out.extend(c.to_uppercase()) } else { out.push(c) }
+        if start {
+            out.extend(c.to_uppercase())
+        } else {
+            out.push(c)
+        }
         start = !c.is_alphanumeric();
     }
     Ok(s(out))
@@ -243,20 +259,28 @@ fn trim_space(a: &[Value]) -> Result<Value, FuncError> {
 /// `join SEP LIST` (pipeline form `LIST | join SEP` is not Go's order; both list positions work).
 fn join(a: &[Value]) -> Result<Value, FuncError> {
     let (sep, list) = match (a.first(), a.get(1)) {
-        (Some(Value::String(sep)), Some(Value::Array(l))) | (Some(Value::Array(l)), Some(Value::String(sep))) => (sep.clone(), l.clone()),
+        (Some(Value::String(sep)), Some(Value::Array(l))) | (Some(Value::Array(l)), Some(Value::String(sep))) => {
+            (sep.clone(), l.clone())
+        }
         _ => return Err(FuncError::Generic("join expects a separator and a list".into())),
     };
     Ok(s(list.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(&sep)))
 }
 fn html(a: &[Value]) -> Result<Value, FuncError> {
     let t = str_arg(a, 0, "html")?;
-    Ok(s(t.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&#34;").replace('\'', "&#39;")))
+    Ok(s(t
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&#34;")
+        .replace('\'', "&#39;")))
 }
 fn safe_html(a: &[Value]) -> Result<Value, FuncError> {
     Ok(s(str_arg(a, 0, "safeHtml")?))
 }
 fn re_replace_all(a: &[Value]) -> Result<Value, FuncError> {
-    let re = regex::Regex::new(&format!("^(?:{})$", str_arg(a, 0, "reReplaceAll")?)).map_err(|e| FuncError::Generic(e.to_string()))?;
+    let re = regex::Regex::new(&format!("^(?:{})$", str_arg(a, 0, "reReplaceAll")?))
+        .map_err(|e| FuncError::Generic(e.to_string()))?;
     let repl = str_arg(a, 1, "reReplaceAll")?;
     let text = str_arg(a, 2, "reReplaceAll")?;
     Ok(s(re.replace_all(&text, repl.as_str()).into_owned()))

@@ -160,7 +160,13 @@ mod tests {
 
     #[test]
     fn fills_times_like_alertmanager() {
-        let p = PostableAlert { labels: [("a".into(), "b".into()), ("e".into(), String::new())].into(), annotations: Default::default(), starts_at: None, ends_at: None, generator_url: String::new() };
+        let p = PostableAlert {
+            labels: [("a".into(), "b".into()), ("e".into(), String::new())].into(),
+            annotations: Default::default(),
+            starts_at: None,
+            ends_at: None,
+            generator_url: String::new(),
+        };
         let a = Alert::from_postable(p, at(0), Duration::from_secs(300));
         assert_eq!((a.starts_at, a.ends_at, a.timeout), (at(0), at(300), true));
         assert!(!a.labels.contains_key("e"), "empty label values are dropped");

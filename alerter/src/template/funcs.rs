@@ -33,12 +33,9 @@ fn err(msg: impl Into<String>) -> FuncError {
 /// Prometheus' `convertToFloat`: numbers as they are, strings parsed.
 fn float_arg(args: &[Value], name: &str) -> Result<f64, FuncError> {
     match args {
-        [Value::Number(n)] => n
-            .as_f64()
-            .or_else(|| n.as_i64().map(|i| i as f64))
-            .or_else(|| n.as_u64().map(|u| u as f64))
-            .ok_or_else(|| err(format!("{name}: not a number"))),
-        [Value::String(s)] => s.trim().parse().map_err(|_| err(format!("{name}: can't convert {s:?} to float"))),
+        [v @ (Value::Number(_) | Value::String(_))] => {
+            super::gofuncs::number(v).ok_or_else(|| err(format!("{name}: can't convert {v} to float")))
+        }
         [Value::Bool(_)] | [Value::Nil] => Err(err(format!("{name}: can't convert to float"))),
         _ => Err(err(format!("{name}: expected exactly one argument"))),
     }
@@ -48,6 +45,7 @@ fn str_arg(args: &[Value], i: usize, name: &str) -> Result<String, FuncError> {
     match args.get(i) {
         Some(Value::String(s)) => Ok(s.clone()),
         Some(Value::Number(n)) => Ok(n.to_string()),
+        Some(Value::NoValue | Value::Nil) => Ok(String::new()),
         Some(other) => Ok(other.to_string()),
         None => Err(err(format!("{name}: missing argument {}", i + 1))),
     }
@@ -133,14 +131,6 @@ pub fn humanize_duration(args: &[Value]) -> Result<Value, FuncError> {
     Ok(Value::from(format!("{}{prefix}s", format_g(v, 4))))
 }
 
-/// Prints a number like Go's `%v` for `float64` (`strconv.FormatFloat(v, 'g', -1, 64)`): the
-/// shortest digits that round-trip, in exponent form when the exponent is < -4 or >= 6
-/// (strconv's `eprec = 6` for shortest precision), so `1234567` prints as `1.234567e+06`.
-pub fn go_float(args: &[Value]) -> Result<Value, FuncError> {
-    let v = float_arg(args, "goFloat")?;
-    Ok(Value::from(go_shortest(v)))
-}
-
 /// Go's `strconv.FormatFloat(v, 'g', -1, 64)`.
 pub fn go_shortest(v: f64) -> String {
     if v.is_nan() {
@@ -172,9 +162,13 @@ pub fn humanize_timestamp(args: &[Value]) -> Result<Value, FuncError> {
     if v.is_nan() || v.is_infinite() {
         return Ok(Value::from(format_g(v, 4)));
     }
-    let t = DateTime::<Utc>::from_timestamp_millis((v * 1000.0) as i64)
-        .ok_or_else(|| err("humanizeTimestamp: out of range"))?;
-    Ok(Value::from(t.format("%Y-%m-%d %H:%M:%S%.f %z UTC").to_string()))
+    // Prometheus: `model.TimeFromUnixNano(int64(v * 1e9)).Time().UTC()` (millisecond precision,
+    // truncated toward zero), printed with `time.Time.String`, whose fraction drops trailing zeros.
+    let ms = ((v * 1e9) as i64) / 1_000_000;
+    let t = DateTime::<Utc>::from_timestamp_millis(ms).ok_or_else(|| err("humanizeTimestamp: out of range"))?;
+    let nanos = t.timestamp_subsec_nanos();
+    let frac = if nanos == 0 { String::new() } else { format!(".{nanos:09}").trim_end_matches('0').to_string() };
+    Ok(Value::from(format!("{}{frac} +0000 UTC", t.format("%Y-%m-%d %H:%M:%S"))))
 }
 
 pub fn to_upper(args: &[Value]) -> Result<Value, FuncError> {
@@ -279,11 +273,16 @@ mod tests {
         assert_eq!(call(humanize_duration, Value::from(-65.0)), "-1m 5s");
         assert_eq!(call(humanize_percentage, Value::from(0.5)), "50%");
         assert_eq!(call(humanize_timestamp, Value::from(0.0)), "1970-01-01 00:00:00 +0000 UTC");
+        assert_eq!(call(humanize_timestamp, Value::from("-2.5")), "1969-12-31 23:59:57.5 +0000 UTC");
+        assert_eq!(call(humanize_timestamp, Value::from("0.000123")), "1970-01-01 00:00:00 +0000 UTC");
+        assert_eq!(call(humanize_timestamp, Value::from("1.25")), "1970-01-01 00:00:01.25 +0000 UTC");
         assert_eq!(call(parse_duration, Value::from("1m30s")), "90");
         assert_eq!(call(strip_domain, Value::from("foo.example.com:9100")), "foo:9100");
         assert_eq!(call(strip_port, Value::from("[::1]:9100")), "::1");
         assert_eq!(call(url_query_escape, Value::from("a b&c")), "a+b%26c");
         assert!(humanize(&[Value::from("x")]).is_err());
+        assert_eq!(call(humanize, Value::from("+Inf")), "+Inf");
+        assert_eq!(call(humanize, Value::from("-2.5")), "-2.5");
         assert_eq!(go_shortest(1234567.0), "1.234567e+06");
         assert_eq!(go_shortest(123456.0), "123456");
         assert_eq!(go_shortest(1e6), "1e+06");

@@ -22,7 +22,13 @@ use tokio_util::sync::CancellationToken;
 
 /// Skips (returns true) when `program` is missing, unless CI=true, where it panics.
 pub fn missing(program: &str, what: &str) -> bool {
-    let found = Command::new("sh").arg("-c").arg(format!("command -v {program}")).stdout(Stdio::null()).status().map(|s| s.success()).unwrap_or(false);
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {program}"))
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
     if found {
         return false;
     }
@@ -35,7 +41,12 @@ pub fn missing(program: &str, what: &str) -> bool {
 
 /// Is the aiosmtpd Python module importable?
 pub fn missing_aiosmtpd() -> bool {
-    let ok = Command::new("python3").args(["-c", "import aiosmtpd"]).stderr(Stdio::null()).status().map(|s| s.success()).unwrap_or(false);
+    let ok = Command::new("python3")
+        .args(["-c", "import aiosmtpd"])
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
     if ok {
         return false;
     }
@@ -108,7 +119,13 @@ impl SlackMock {
     /// All text of a message (title, text, fallback) for content checks.
     pub fn text_of(msg: &Value) -> String {
         let a = &msg["attachments"][0];
-        format!("{} | {} | {} | {}", msg["text"].as_str().unwrap_or(""), a["title"].as_str().unwrap_or(""), a["text"].as_str().unwrap_or(""), a["color"].as_str().unwrap_or(""))
+        format!(
+            "{} | {} | {} | {}",
+            msg["text"].as_str().unwrap_or(""),
+            a["title"].as_str().unwrap_or(""),
+            a["text"].as_str().unwrap_or(""),
+            a["color"].as_str().unwrap_or("")
+        )
     }
 }
 
@@ -189,7 +206,11 @@ impl Running {
 pub fn alert(pairs: &[(&str, &str)]) -> PostableAlert {
     PostableAlert {
         labels: pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-        annotations: [("summary".to_string(), format!("summary of {}", pairs.iter().map(|p| p.1).collect::<Vec<_>>().join("/")))].into(),
+        annotations: [(
+            "summary".to_string(),
+            format!("summary of {}", pairs.iter().map(|p| p.1).collect::<Vec<_>>().join("/")),
+        )]
+        .into(),
         starts_at: Some(chrono::Utc::now()),
         ends_at: None,
         generator_url: "http://prometheus:9090/graph?g0.expr=up".into(),
@@ -276,11 +297,23 @@ impl Smtp {
         std::fs::write(&script, SMTP_SERVER).unwrap();
         let mails = dir.join("mails");
         std::fs::create_dir_all(&mails).unwrap();
-        let (cert, key) = opts.cert.clone().map(|(c, k)| (c.display().to_string(), k.display().to_string())).unwrap_or(("-".into(), "-".into()));
+        let (cert, key) = opts
+            .cert
+            .clone()
+            .map(|(c, k)| (c.display().to_string(), k.display().to_string()))
+            .unwrap_or(("-".into(), "-".into()));
         let (user, pass) = opts.auth.clone().unwrap_or(("-".into(), "-".into()));
         let mut child = Command::new("python3")
             .arg(&script)
-            .args([port.to_string(), mails.display().to_string(), cert, key, user, pass, if opts.implicit_tls { "1".into() } else { "0".into() }])
+            .args([
+                port.to_string(),
+                mails.display().to_string(),
+                cert,
+                key,
+                user,
+                pass,
+                if opts.implicit_tls { "1".into() } else { "0".into() },
+            ])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -293,13 +326,23 @@ impl Smtp {
 
     /// Received mails (raw text) with their envelopes, in arrival order.
     pub fn mails(&self) -> Vec<(String, Value)> {
-        let mut names: Vec<PathBuf> = std::fs::read_dir(&self.dir).unwrap().flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "eml")).collect();
-        names.sort_by_key(|p| p.file_name().unwrap().to_string_lossy().split('-').next().unwrap().parse::<u32>().unwrap_or(0));
+        let mut names: Vec<PathBuf> = std::fs::read_dir(&self.dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+            .collect();
+        names.sort_by_key(|p| {
+            p.file_name().unwrap().to_string_lossy().split('-').next().unwrap().parse::<u32>().unwrap_or(0)
+        });
         names
             .into_iter()
             .map(|p| {
                 let raw = std::fs::read_to_string(&p).unwrap();
-                let env = std::fs::read_to_string(p.with_extension("json")).ok().and_then(|s| serde_json::from_str(&s).ok()).unwrap_or(Value::Null);
+                let env = std::fs::read_to_string(p.with_extension("json"))
+                    .ok()
+                    .and_then(|s| serde_json::from_str(&s).ok())
+                    .unwrap_or(Value::Null);
                 (raw, env)
             })
             .collect()
@@ -317,15 +360,56 @@ impl Drop for Smtp {
 /// CLI (rustls refuses a self-signed CA certificate used directly as the server certificate).
 /// Returns (ca.pem, cert.pem, key.pem).
 pub fn self_signed(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let (ca, ca_key, cert, key, csr, ext) = (dir.join("ca.pem"), dir.join("ca.key"), dir.join("cert.pem"), dir.join("key.pem"), dir.join("leaf.csr"), dir.join("ext.cnf"));
-    std::fs::write(&ext, "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n").unwrap();
+    let (ca, ca_key, cert, key, csr, ext) = (
+        dir.join("ca.pem"),
+        dir.join("ca.key"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+        dir.join("leaf.csr"),
+        dir.join("ext.cnf"),
+    );
+    std::fs::write(
+        &ext,
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
     let run = |args: Vec<std::ffi::OsString>| {
         let out = Command::new("openssl").args(&args).output().expect("openssl runs");
         assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     };
     let os = |v: &[&dyn AsRef<std::ffi::OsStr>]| v.iter().map(|s| s.as_ref().to_os_string()).collect::<Vec<_>>();
-    run(os(&[&"req", &"-x509", &"-newkey", &"rsa:2048", &"-nodes", &"-days", &"1", &"-subj", &"/CN=Crowsnest Test CA", &"-keyout", &ca_key, &"-out", &ca]));
+    run(os(&[
+        &"req",
+        &"-x509",
+        &"-newkey",
+        &"rsa:2048",
+        &"-nodes",
+        &"-days",
+        &"1",
+        &"-subj",
+        &"/CN=Crowsnest Test CA",
+        &"-keyout",
+        &ca_key,
+        &"-out",
+        &ca,
+    ]));
     run(os(&[&"req", &"-newkey", &"rsa:2048", &"-nodes", &"-subj", &"/CN=localhost", &"-keyout", &key, &"-out", &csr]));
-    run(os(&[&"x509", &"-req", &"-in", &csr, &"-CA", &ca, &"-CAkey", &ca_key, &"-CAcreateserial", &"-days", &"1", &"-extfile", &ext, &"-out", &cert]));
+    run(os(&[
+        &"x509",
+        &"-req",
+        &"-in",
+        &csr,
+        &"-CA",
+        &ca,
+        &"-CAkey",
+        &ca_key,
+        &"-CAcreateserial",
+        &"-days",
+        &"1",
+        &"-extfile",
+        &ext,
+        &"-out",
+        &cert,
+    ]));
     (ca, cert, key)
 }

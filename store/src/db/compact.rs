@@ -1,8 +1,10 @@
-//! Compaction: merges one series' chunks inside an aligned [`BLOCK_WINDOW_MS`] window into blocks
-//! of up to [`BLOCK_MAX_SAMPLES`] samples, re-encoded with the closed-chunk codecs. Bigger blocks
-//! compress better (`reference/tsdb-performance.md` §4.4: 120 → 720+ samples ≈ 1.4x smaller) and
-//! cut sled's per-entry overhead. Crash safety: new blocks are written and sled is flushed before
-//! the merged chunks are deleted; an interruption leaves overlapping chunks, which queries merge.
+//! Compaction: seals an aligned [`BLOCK_WINDOW_MS`] window by merging each series' chunks in it
+//! into blocks of up to [`BLOCK_MAX_SAMPLES`] samples, re-encoded with the closed-chunk codecs and
+//! written to the window's next payload-file generation. Bigger blocks compress better
+//! (`reference/tsdb-performance.md` §4.4: 120 → 720+ samples ≈ 1.4x smaller) and need fewer index
+//! entries. Crash safety: new blocks and pointers are made durable (file sync, sled flush) before
+//! the merged chunks' keys are deleted, and the old file generation is only deleted one pass
+//! later; an interruption leaves overlapping chunks, which queries merge by timestamp.
 
 use std::sync::atomic::Ordering;
 
@@ -10,7 +12,7 @@ use crowsnest_wire::Sample;
 
 use super::chunk;
 use super::engine::Engine;
-use super::persist::{BLOCK_WINDOW_MS, CHUNK_SPAN_MS, window_of};
+use super::persist::{BLOCK_WINDOW_MS, CHUNK_SPAN_MS};
 use crate::error::StoreError;
 
 /// Most samples in one compacted block (VictoriaMetrics uses 8,192 rows per block); keeps values
@@ -28,50 +30,32 @@ pub struct CompactReport {
 }
 
 impl Engine {
-    /// Compacts every window that ends before `horizon` (all windows with `i64::MAX`).
+    /// Seals every window that ends before `horizon` (all windows with `i64::MAX`) and was written
+    /// since its last seal: each series' chunks in the window are merged into blocks written to
+    /// the window's next file generation; the old generation is deleted by the next pass.
     pub fn compact(&self, horizon: i64) -> Result<CompactReport, StoreError> {
         let _g = self.compaction_lock.lock();
         let mut report = CompactReport::default();
-        let mut todo: Vec<(u64, i64)> = Vec::new();
-        for shard in self.shards.iter() {
-            let shard = shard.lock();
-            todo.extend(
-                shard
-                    .series
-                    .iter()
-                    .filter(|(_, s)| s.compacted_until < horizon && s.min_t < horizon)
-                    .map(|(r, s)| (*r, s.compacted_until.max(s.min_t))),
-            );
-        }
-        for batch in todo.chunks(SERIES_PER_BATCH) {
-            let mut obsolete: Vec<sled::IVec> = Vec::new();
-            let mut done: Vec<(u64, i64)> = Vec::new();
-            for (sref, from) in batch {
-                let lo = window_of(*from).saturating_mul(BLOCK_WINDOW_MS);
-                let chunks = self.disk.chunks_ending_in(*sref, lo, horizon)?;
-                let mut i = 0;
-                while i < chunks.len() {
-                    let w = window_of(chunk::min_t_unchecked(&chunks[i].1).unwrap_or(i64::MIN));
-                    let mut j = i + 1;
-                    while j < chunks.len() && window_of(chunk::min_t_unchecked(&chunks[j].1).unwrap_or(i64::MIN)) == w {
-                        j += 1;
-                    }
-                    if j - i >= 2 {
-                        self.merge(*sref, &chunks[i..j], &mut obsolete, &mut report)?;
-                    }
-                    i = j;
-                }
-                done.push((*sref, horizon));
+        self.disk.files.delete_retired()?;
+        for w in self.disk.files.unsealed_before(horizon) {
+            let (lo, hi) = (w.saturating_mul(BLOCK_WINDOW_MS), w.saturating_add(1).saturating_mul(BLOCK_WINDOW_MS));
+            self.disk.files.begin_seal(w);
+            let mut refs: Vec<u64> = Vec::new();
+            for shard in self.shards.iter() {
+                refs.extend(shard.lock().series.iter().filter(|(_, s)| s.min_t < hi && s.max_t >= lo).map(|(r, _)| *r));
             }
-            if !obsolete.is_empty() {
+            for batch in refs.chunks(SERIES_PER_BATCH) {
+                let mut obsolete: Vec<sled::IVec> = Vec::new();
+                for sref in batch {
+                    let chunks = self.disk.chunks_ending_in(*sref, lo, hi)?;
+                    if !chunks.is_empty() {
+                        self.merge(*sref, &chunks, &mut obsolete, &mut report)?;
+                    }
+                }
+                // New pointers durable before the old ones go.
                 self.disk.flush()?;
                 for k in &obsolete {
                     self.disk.remove_chunk(k)?;
-                }
-            }
-            for (sref, until) in done {
-                if let Some(s) = self.shards[super::head::shard_of_ref(sref)].lock().series.get_mut(&sref) {
-                    s.compacted_until = s.compacted_until.max(until);
                 }
             }
         }
@@ -85,21 +69,29 @@ impl Engine {
     fn merge(
         &self,
         sref: u64,
-        chunks: &[(sled::IVec, sled::IVec)],
+        chunks: &[(sled::IVec, Vec<u8>)],
         obsolete: &mut Vec<sled::IVec>,
         report: &mut CompactReport,
     ) -> Result<(), StoreError> {
         let mut samples: Vec<Sample> = Vec::new();
+        let mut corrupt = false;
         for (_, v) in chunks {
             match chunk::decode(v) {
                 Ok((_, s)) => samples.extend(s),
                 Err(e) => {
-                    // Leave a window with a corrupt chunk alone; fsck and queries report it.
                     self.metrics.corrupt_chunks.inc();
-                    tracing::error!(series = sref, error = %e, "Corrupt chunk; window not compacted.");
-                    return Ok(());
+                    tracing::error!(series = sref, error = %e, "Corrupt chunk; copied unchanged.");
+                    corrupt = true;
                 }
             }
+        }
+        if corrupt || chunks.len() == 1 {
+            // Copy every chunk as it is into the new generation, under its own key.
+            for (k, v) in chunks {
+                let max_t = (u64::from_be_bytes(k[8..16].try_into().unwrap_or([0; 8])) ^ (1 << 63)) as i64;
+                self.disk.put_chunk_sealed(sref, max_t, v)?;
+            }
+            return Ok(());
         }
         samples.sort_by_key(|s| s.timestamp);
         samples.dedup_by_key(|s| s.timestamp);
@@ -107,7 +99,7 @@ impl Engine {
         for part in samples.chunks(BLOCK_MAX_SAMPLES) {
             let Some(last) = part.last() else { continue };
             let bytes = chunk::encode(part);
-            self.disk.put_chunk(sref, last.timestamp, &bytes)?;
+            self.disk.put_chunk_sealed(sref, last.timestamp, &bytes)?;
             new_keys.push(super::persist::chunk_key(sref, last.timestamp));
             report.blocks_written += 1;
         }
@@ -127,7 +119,6 @@ impl Engine {
     pub fn compaction_horizon(&self) -> i64 {
         let newest = self.max_time.load(Ordering::Relaxed);
         let window = i64::try_from(self.config.out_of_order_window.as_millis()).unwrap_or(i64::MAX);
-        let h = newest.saturating_sub(window.max(CHUNK_SPAN_MS));
-        window_of(h).saturating_mul(BLOCK_WINDOW_MS)
+        newest.saturating_sub(window.max(CHUNK_SPAN_MS))
     }
 }

@@ -56,7 +56,7 @@ impl Engine {
     pub fn open(config: StoreConfig, registry: &SharedRegistry) -> Result<Engine, StoreError> {
         let started = Instant::now();
         std::fs::create_dir_all(&config.data_dir)?;
-        let disk = Disk::open(&sled_dir(&config), config.engine.cache_capacity_bytes)?;
+        let disk = Disk::open(&sled_dir(&config), &config.data_dir.join("chunks"), config.engine.cache_capacity_bytes)?;
         let metrics = Metrics::new();
         metrics.register(registry);
         let mut shards: Vec<Shard> = (0..SHARDS).map(|_| Shard::default()).collect();

@@ -39,10 +39,21 @@ impl Engine {
         for kv in self.disk.chunks_iter() {
             let (k, v) = kv?;
             r.chunks_checked += 1;
-            r.chunk_bytes += v.len() as u64;
+
             let sref = k.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes).unwrap_or(u64::MAX);
-            match chunk::decode(&v) {
-                Ok((_, s)) => r.samples_checked += s.len() as u64,
+            let bytes = match self.disk.resolve(&v) {
+                Ok(b) => b,
+                Err(e) => {
+                    r.corrupt_chunks += 1;
+                    tracing::error!(series = sref, error = %e, "fsck: chunk payload unreadable.");
+                    continue;
+                }
+            };
+            match chunk::decode(&bytes) {
+                Ok((_, s)) => {
+                    r.samples_checked += s.len() as u64;
+                    r.chunk_bytes += bytes.len() as u64;
+                }
                 Err(e) => {
                     r.corrupt_chunks += 1;
                     tracing::error!(series = sref, error = %e, "fsck: corrupt chunk.");

@@ -81,8 +81,6 @@ pub struct MemSeries {
     pub ooo: Vec<Sample>,
     /// Changed since the last checkpoint.
     pub dirty: bool,
-    /// Windows ending before this were compacted by this process.
-    pub compacted_until: i64,
 }
 
 /// Where appends write closed chunks, plus the chunks of one series decoded during one append
@@ -109,7 +107,6 @@ impl MemSeries {
             head: XorChunk::new(),
             ooo: Vec::new(),
             dirty: false,
-            compacted_until: i64::MIN,
         }
     }
 

@@ -119,6 +119,7 @@ impl Engine {
                 s.dirty = true;
             }
         }
+        self.disk.files.remove_windows_before(cutoff)?;
         self.metrics.chunks.dec_by(report.chunks_dropped as i64);
         self.metrics.retention_chunks.inc_by(report.chunks_dropped);
         self.metrics.retention_series.inc_by(report.series_dropped);
@@ -160,7 +161,8 @@ impl Engine {
             chunk_bytes_written: self.metrics.chunk_bytes.get(),
             chunk_samples_written: self.metrics.chunk_samples.get(),
             head_bytes,
-            sled_bytes: self.disk.size_on_disk(),
+            sled_bytes: self.disk.sled_bytes(),
+            chunk_file_bytes: self.disk.files.disk_bytes(),
             wal_bytes: self.wal.disk_bytes(),
         }
     }

@@ -10,12 +10,16 @@
 //!   on the first chunk that can hold `start`, retention deletes a plain key range, and old data
 //!   never slows down queries for recent data. Every chunk lies inside one [`BLOCK_WINDOW_MS`]
 //!   window, which bounds how far past `end` a scan must look.
+//!   The value is a pointer into the chunk payload files (`chunkfile.rs`):
+//!   `0x10 | varint window | uvarint generation | uvarint offset | uvarint length | varint min_t`
+//!   (inline chunk values are still read, for stores written before the payload files).
 //! - `heads`: `ref u64 BE` → head chunk snapshot taken at the last checkpoint.
 
 use std::path::Path;
 
-use super::bits::put_uvarint;
+use super::bits::{ByteReader, put_uvarint, put_varint};
 use super::chunk;
+use super::chunkfile::ChunkFiles;
 use crate::error::StoreError;
 
 /// Longest time range one head chunk may cover before it is closed.
@@ -30,7 +34,53 @@ pub fn window_of(t: i64) -> i64 {
     t.div_euclid(BLOCK_WINDOW_MS)
 }
 
+/// Marks a chunks-tree value as a pointer into a payload file.
+const POINTER: u8 = 0x10;
+
+/// Where a chunk's payload lives.
+struct Pointer {
+    window: i64,
+    generation: u32,
+    offset: u64,
+    len: usize,
+    min_t: i64,
+}
+
+fn encode_pointer(window: i64, generation: u32, offset: u64, len: usize, min_t: i64) -> Vec<u8> {
+    let mut v = Vec::with_capacity(24);
+    v.push(POINTER);
+    put_varint(&mut v, window);
+    put_uvarint(&mut v, generation as u64);
+    put_uvarint(&mut v, offset);
+    put_uvarint(&mut v, len as u64);
+    put_varint(&mut v, min_t);
+    v
+}
+
+fn decode_pointer(v: &[u8]) -> Option<Pointer> {
+    if v.first() != Some(&POINTER) {
+        return None;
+    }
+    let mut r = ByteReader::new(&v[1..]);
+    Some(Pointer {
+        window: r.varint()?,
+        generation: u32::try_from(r.uvarint()?).ok()?,
+        offset: r.uvarint()?,
+        len: usize::try_from(r.uvarint()?).ok()?,
+        min_t: r.varint()?,
+    })
+}
+
+/// Start time of a stored chunk from its index value, without reading the payload.
+pub fn value_min_t(v: &[u8]) -> Option<i64> {
+    match decode_pointer(v) {
+        Some(p) => Some(p.min_t),
+        None => chunk::min_t_unchecked(v),
+    }
+}
+
 pub struct Disk {
+    pub files: ChunkFiles,
     db: sled::Db,
     series: sled::Tree,
     postings: sled::Tree,
@@ -76,7 +126,7 @@ fn corrupt(what: &str) -> StoreError {
 }
 
 impl Disk {
-    pub fn open(path: &Path, cache_capacity: u64) -> Result<Disk, StoreError> {
+    pub fn open(path: &Path, chunk_dir: &Path, cache_capacity: u64) -> Result<Disk, StoreError> {
         let db = sled::Config::new()
             .path(path)
             .cache_capacity(cache_capacity)
@@ -84,6 +134,7 @@ impl Disk {
             .flush_every_ms(None)
             .open()?;
         Ok(Disk {
+            files: ChunkFiles::open(chunk_dir)?,
             series: db.open_tree("series")?,
             postings: db.open_tree("postings")?,
             chunks: db.open_tree("chunks")?,
@@ -176,9 +227,32 @@ impl Disk {
         Ok(self.postings.contains_key(key)?)
     }
 
+    /// Stores a closed chunk: payload into its window's file, pointer into sled.
     pub fn put_chunk(&self, sref: u64, max_t: i64, bytes: &[u8]) -> Result<(), StoreError> {
-        self.chunks.insert(chunk_key(sref, max_t), bytes)?;
+        self.put_chunk_inner(sref, max_t, bytes, false)
+    }
+
+    /// Like [`Disk::put_chunk`] for compaction's rewrite of a window being sealed.
+    pub fn put_chunk_sealed(&self, sref: u64, max_t: i64, bytes: &[u8]) -> Result<(), StoreError> {
+        self.put_chunk_inner(sref, max_t, bytes, true)
+    }
+
+    fn put_chunk_inner(&self, sref: u64, max_t: i64, bytes: &[u8], seal: bool) -> Result<(), StoreError> {
+        let window = window_of(max_t);
+        let min_t = chunk::min_t_unchecked(bytes).unwrap_or(max_t);
+        let r = self.files.append(window, bytes, seal, |generation, off| {
+            self.chunks.insert(chunk_key(sref, max_t), encode_pointer(window, generation, off, bytes.len(), min_t))
+        })?;
+        r?;
         Ok(())
+    }
+
+    /// The chunk bytes behind an index value (reading the payload file for pointers).
+    pub fn resolve(&self, v: &[u8]) -> Result<Vec<u8>, StoreError> {
+        match decode_pointer(v) {
+            Some(p) => Ok(self.files.read(p.window, p.generation, p.offset, p.len)?),
+            None => Ok(v.to_vec()),
+        }
     }
 
     pub fn remove_chunk(&self, key: &[u8]) -> Result<(), StoreError> {
@@ -186,26 +260,28 @@ impl Disk {
         Ok(())
     }
 
-    /// Raw chunks of `sref` that may overlap `[start, end]` (by their end time and the header's
-    /// start time, checksum not yet verified), in end-time order.
-    pub fn chunks_overlapping(&self, sref: u64, start: i64, end: i64) -> Result<Vec<sled::IVec>, StoreError> {
+    /// Chunks of `sref` that may overlap `[start, end]` (by their end time and start time, checksum
+    /// not yet verified), in end-time order.
+    pub fn chunks_overlapping(&self, sref: u64, start: i64, end: i64) -> Result<Vec<Vec<u8>>, StoreError> {
         let lo = chunk_key(sref, start);
         let hi = chunk_key(sref, end.saturating_add(BLOCK_WINDOW_MS));
         let mut out = Vec::new();
         for kv in self.chunks.range(lo..=hi) {
             let v = kv?.1;
-            if chunk::min_t_unchecked(&v).is_none_or(|min_t| min_t <= end) {
-                out.push(v);
+            if value_min_t(&v).is_none_or(|min_t| min_t <= end) {
+                out.push(self.resolve(&v)?);
             }
         }
         Ok(out)
     }
 
     /// Chunks of `sref` whose end time is in `[lo, hi)`, with their keys.
-    pub fn chunks_ending_in(&self, sref: u64, lo: i64, hi: i64) -> Result<Vec<(sled::IVec, sled::IVec)>, StoreError> {
+    pub fn chunks_ending_in(&self, sref: u64, lo: i64, hi: i64) -> Result<Vec<(sled::IVec, Vec<u8>)>, StoreError> {
         let mut out = Vec::new();
         for kv in self.chunks.range(chunk_key(sref, lo)..chunk_key(sref, hi)) {
-            out.push(kv?);
+            let (k, v) = kv?;
+            let bytes = self.resolve(&v)?;
+            out.push((k, bytes));
         }
         Ok(out)
     }
@@ -227,7 +303,7 @@ impl Disk {
             if max_t > limit {
                 break;
             }
-            let min_t = chunk::min_t_unchecked(&v).unwrap_or(max_t);
+            let min_t = value_min_t(&v).unwrap_or(max_t);
             first = Some(first.map_or(min_t, |f: i64| f.min(min_t)));
             limit = limit.min(max_t.saturating_add(BLOCK_WINDOW_MS));
         }
@@ -258,11 +334,20 @@ impl Disk {
         self.chunks.iter()
     }
 
+    /// Makes every chunk file write and then every sled write durable (in that order, so no
+    /// durable pointer refers to bytes that are not).
     pub fn flush(&self) -> Result<usize, StoreError> {
+        self.files.sync()?;
         Ok(self.db.flush()?)
     }
 
+    /// sled's files plus the chunk payload files.
     pub fn size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0) + self.files.disk_bytes()
+    }
+
+    /// sled's files alone.
+    pub fn sled_bytes(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0)
     }
 }

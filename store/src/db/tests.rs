@@ -322,8 +322,9 @@ fn corrupt_chunk_is_detected_on_read_and_by_fsck() {
     assert!(db.fsck().expect("fsck").is_clean());
     let (k, v) = db.engine.disk.chunks_iter().next().expect("a chunk").expect("read");
     let sref = u64::from_be_bytes(k[..8].try_into().expect("key"));
+    let v = db.engine.disk.resolve(&v).expect("payload");
     let meta = chunk::meta(&v).expect("valid before");
-    let mut bad = v.to_vec();
+    let mut bad = v.clone();
     let last = bad.len() - 1;
     bad[last] ^= 0x10;
     db.engine.disk.put_chunk(sref, meta.max_t, &bad).expect("put");
@@ -360,5 +361,74 @@ fn compaction_merges_windows_without_changing_query_results() {
     drop(db);
     let (db, _) = open(cfg(d.path()));
     assert_eq!(select_all(&db, "q", i64::MIN, i64::MAX), before);
+    assert!(db.fsck().expect("fsck").is_clean());
+}
+
+#[test]
+fn concurrent_appends_checkpoints_compactions_and_queries_agree() {
+    let d = tempfile::tempdir().expect("tmp");
+    let (db, _) = open(cfg(d.path()));
+    let db = std::sync::Arc::new(db);
+    let hour = 3_600_000i64;
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let db = std::sync::Arc::clone(&db);
+            std::thread::spawn(move || {
+                for step in 0..300i64 {
+                    let batch: Vec<TimeSeries> = (0..20)
+                        .map(|s| {
+                            ts(
+                                &[("__name__", "cc"), ("w", &w.to_string()), ("s", &s.to_string())],
+                                &[(step * 60_000, (step * s) as f64)],
+                            )
+                        })
+                        .collect();
+                    let out = db.append(batch).expect("append");
+                    assert_eq!(out.accepted, 20);
+                }
+            })
+        })
+        .collect();
+    let maint = {
+        let db = std::sync::Arc::clone(&db);
+        std::thread::spawn(move || {
+            for i in 0..20 {
+                db.checkpoint().expect("checkpoint");
+                if i % 4 == 0 {
+                    db.compact().expect("compact");
+                }
+                let n: usize = db
+                    .select(&[Matcher::equal("__name__", "cc")], 0, 6 * hour)
+                    .expect("select")
+                    .map(|s| s.expect("series").samples.len())
+                    .sum();
+                assert!(n <= 4 * 20 * 300);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+    for t in writers {
+        t.join().expect("writer");
+    }
+    maint.join().expect("maintenance");
+    let check = |db: &Db| {
+        let got = select_all(db, "cc", i64::MIN, i64::MAX);
+        assert_eq!(got.len(), 80);
+        for (l, s) in &got {
+            let k: i64 = l.get("s").and_then(|v| v.parse().ok()).expect("s");
+            assert_eq!(s.len(), 300, "{l}");
+            assert!(
+                s.iter()
+                    .enumerate()
+                    .all(|(i, (t, v))| *t == i as i64 * 60_000 && f64::from_bits(*v) == (i as i64 * k) as f64)
+            );
+        }
+    };
+    check(&db);
+    db.flush().expect("flush");
+    check(&db);
+    drop(db);
+    let (db, _) = open(cfg(d.path()));
+    check(&db);
     assert!(db.fsck().expect("fsck").is_clean());
 }

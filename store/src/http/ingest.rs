@@ -71,6 +71,14 @@ pub async fn import_prometheus(
     req_headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    if let Some(enc) = header_str(&req_headers, header::CONTENT_ENCODING)
+        && !enc.eq_ignore_ascii_case("identity")
+    {
+        return Err(ApiError::bad_data(format!(
+            "{enc} request bodies are not accepted here; send the text uncompressed"
+        ))
+        .with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
+    }
     let limit = s.config.limits.max_decompressed_bytes.max(s.config.limits.max_request_body_bytes);
     check_content_length(&req_headers, limit)?;
     let raw = read_body(body, limit).await?;

@@ -27,6 +27,7 @@ pub(super) type SeriesSpec<'a> = (&'a [(&'a str, &'a str)], &'a [(i64, f64)]);
 pub(super) struct TestApp {
     pub state: ApiState,
     pub router: Router,
+    pub registry: crowsnest_wire::ops::SharedRegistry,
     _dir: tempfile::TempDir,
 }
 
@@ -41,7 +42,7 @@ pub(super) fn app_with(tweak: impl FnOnce(&mut StoreConfig)) -> TestApp {
     let reg = crowsnest_wire::ops::new_registry();
     let db = Arc::new(Db::open(cfg, &reg).expect("open db"));
     let state = ApiState::new(db, &reg);
-    TestApp { router: router(state.clone()), state, _dir: dir }
+    TestApp { router: router(state.clone()), state, registry: reg, _dir: dir }
 }
 
 /// A response, buffered.
@@ -77,6 +78,13 @@ impl Reply {
 }
 
 impl TestApp {
+    /// Requests of `handler` (route without `/api/v1/`) that ran to completion, from `/metrics`.
+    pub fn completed(&self, handler: &str) -> u64 {
+        let text = crowsnest_wire::ops::encode_metrics(&self.registry);
+        let prefix = format!("crowsnest_store_http_request_duration_seconds_count{{handler=\"{handler}\"}} ");
+        text.lines().find_map(|l| l.strip_prefix(&prefix)).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+    }
+
     pub async fn send(&self, req: Request<Body>) -> Reply {
         let resp = self.router.clone().oneshot(req).await.expect("infallible");
         let status = resp.status();

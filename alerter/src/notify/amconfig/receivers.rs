@@ -23,11 +23,21 @@ pub struct ReceiverConfig {
 impl ReceiverConfig {
     pub(super) fn validate(&self, global: &GlobalConfig) -> Result<(), String> {
         for (i, s) in self.slack_configs.iter().enumerate() {
-            if s.api_url.is_empty() && s.api_url_file.is_empty() && global.slack_api_url.is_empty() && global.slack_api_url_file.is_empty() {
-                return Err(format!("receiver {:?} slack_configs[{i}]: no api_url or api_url_file (and no global slack_api_url)", self.name));
+            if s.api_url.is_empty()
+                && s.api_url_file.is_empty()
+                && global.slack_api_url.is_empty()
+                && global.slack_api_url_file.is_empty()
+            {
+                return Err(format!(
+                    "receiver {:?} slack_configs[{i}]: no api_url or api_url_file (and no global slack_api_url)",
+                    self.name
+                ));
             }
             if !s.api_url.is_empty() && !s.api_url_file.is_empty() {
-                return Err(format!("receiver {:?} slack_configs[{i}]: at most one of api_url and api_url_file", self.name));
+                return Err(format!(
+                    "receiver {:?} slack_configs[{i}]: at most one of api_url and api_url_file",
+                    self.name
+                ));
             }
             if !s.api_url.is_empty() && url::Url::parse(s.api_url.expose()).is_err() {
                 return Err(format!("receiver {:?} slack_configs[{i}]: api_url is not a valid URL", self.name));

@@ -8,8 +8,15 @@ use tower::ServiceExt;
 
 fn notifier() -> Notifier {
     let db = sled::Config::new().temporary(true).open().unwrap();
-    let cfg = crate::notify::amconfig::parse("route: {receiver: team, group_wait: 1h}\nreceivers: [{name: team}]\n").unwrap();
-    Notifier::start(cfg, db.open_tree("notify").unwrap(), &crowsnest_wire::ops::new_registry(), CancellationToken::new()).unwrap()
+    let cfg =
+        crate::notify::amconfig::parse("route: {receiver: team, group_wait: 1h}\nreceivers: [{name: team}]\n").unwrap();
+    Notifier::start(
+        cfg,
+        db.open_tree("notify").unwrap(),
+        &crowsnest_wire::ops::new_registry(),
+        CancellationToken::new(),
+    )
+    .unwrap()
 }
 
 async fn call(n: &Notifier, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Value) {

@@ -8,8 +8,15 @@ fn t(s: i64) -> DateTime<Utc> {
 
 fn alert(name: &str, inst: &str, end: i64) -> Alert {
     Alert {
-        labels: [("alertname", name), ("instance", inst), ("severity", "critical")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-        annotations: [("summary".to_string(), format!("{inst} is <down>")), ("description".to_string(), "Long text".to_string())].into(),
+        labels: [("alertname", name), ("instance", inst), ("severity", "critical")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        annotations: [
+            ("summary".to_string(), format!("{inst} is <down>")),
+            ("description".to_string(), "Long text".to_string()),
+        ]
+        .into(),
         starts_at: t(0),
         ends_at: t(end),
         updated_at: t(0),
@@ -20,7 +27,14 @@ fn alert(name: &str, inst: &str, end: i64) -> Alert {
 
 fn sample(alerts: &[Alert]) -> Value {
     let group: LabelSet = [("alertname".to_string(), "HostDown".to_string())].into();
-    data(&NotificationData { receiver: "team", group_key: "{}:{}", group_labels: &group, alerts, now: t(10), external_url: "http://crowsnest:9093" })
+    data(&NotificationData {
+        receiver: "team",
+        group_key: "{}:{}",
+        group_labels: &group,
+        alerts,
+        now: t(10),
+        external_url: "http://crowsnest:9093",
+    })
 }
 
 #[test]
@@ -38,7 +52,14 @@ fn default_slack_text_has_the_facts() {
     let tm = Templates::default();
     let d = sample(&[alert("HostDown", "h1", 100), alert("HostDown", "h3", 5)]);
     let text = tm.render_named("slack.default.text", &d).unwrap();
-    for want in ["*HostDown* (critical): h1 is <down>", "Long text", "*Started:* 2023-11-14T22:13:20Z", "*Resolved:* 2023-11-14T22:13:25Z", "`instance=h1`", "<http://prom:9090/graph?g0.expr=up+%3D%3D+0|"] {
+    for want in [
+        "*HostDown* (critical): h1 is <down>",
+        "Long text",
+        "*Started:* 2023-11-14T22:13:20Z",
+        "*Resolved:* 2023-11-14T22:13:25Z",
+        "`instance=h1`",
+        "<http://prom:9090/graph?g0.expr=up+%3D%3D+0|",
+    ] {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");
     }
     assert_eq!(tm.render_named("slack.default.color", &d).unwrap(), "danger");
@@ -49,7 +70,12 @@ fn default_email_bodies() {
     let tm = Templates::default();
     let d = with_subject(&sample(&[alert("HostDown", "h1", 100)]), "[FIRING:1] HostDown");
     let text = tm.render_named("email.default.text", &d).unwrap();
-    assert!(text.contains("[FIRING] HostDown (critical): h1 is <down>") && text.contains("instance = h1") && text.contains("Query: http://prom"), "{text}");
+    assert!(
+        text.contains("[FIRING] HostDown (critical): h1 is <down>")
+            && text.contains("instance = h1")
+            && text.contains("Query: http://prom"),
+        "{text}"
+    );
     let html = tm.render_named("email.default.html", &d).unwrap();
     assert!(html.contains("h1 is &lt;down&gt;") && !html.contains("<down>"), "html escapes: {html}");
     assert!(html.contains("<a href=\"http://prom:9090/graph?g0.expr=up+%3D%3D+0\">"), "{html}");
@@ -63,7 +89,11 @@ fn user_defines_and_functions() {
     let tm = Templates::load(&[p]).unwrap();
     let d = sample(&[alert("HostDown", "h1", 100)]);
     assert_eq!(tm.render(r#"{{ template "my.title" . }}!"#, &d).unwrap(), "TEAM 1!");
-    assert_eq!(tm.render(r#"{{ title "hello world" }}|{{ reReplaceAll "h(.)" "x$1" "h1" }}|{{ .CommonLabels.severity }}"#, &d).unwrap(), "Hello World|x1|critical");
+    assert_eq!(
+        tm.render(r#"{{ title "hello world" }}|{{ reReplaceAll "h(.)" "x$1" "h1" }}|{{ .CommonLabels.severity }}"#, &d)
+            .unwrap(),
+        "Hello World|x1|critical"
+    );
     assert!(tm.render("{{ .Broken ", &d).unwrap_err().to_string().contains("unclosed action"));
     assert!(tm.render("{{ .Broken }", &d).is_err());
     let bad = dir.path().join("bad.tmpl");

@@ -167,9 +167,63 @@ async fn text_import_keeps_good_lines_and_names_bad_ones() {
     let d = app.get("/api/v1/query?query=t&time=1700000001.5").await.data();
     assert_eq!(d["result"][0]["value"], serde_json::json!([1700000001.5, "1.5"]));
 
+    let req = Request::post("/api/v1/import/prometheus")
+        .header(header::CONTENT_ENCODING, "gzip")
+        .body(Body::from(vec![0x1f, 0x8b, 0]))
+        .unwrap();
+    assert!(app.send(req).await.error(415, "bad_data").contains("uncompressed"));
+
     // No timestamp: stored at "now", visible to an instant query at now.
     let req = Request::post("/api/v1/import/prometheus").body(Body::from("fresh_metric 42\n")).unwrap();
     assert_eq!(app.send(req).await.status, StatusCode::NO_CONTENT);
     let d = app.get("/api/v1/query?query=fresh_metric").await.data();
     assert_eq!(d["result"][0]["value"][1], "42");
+}
+
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::super::{TestApp, app, write_body};
+
+    fn valid_body() -> Vec<u8> {
+        write_body(
+            &[
+                (&[("__name__", "fz"), ("a", "1")], &[(1000, 1.0), (2000, 2.0)]),
+                (&[("__name__", "fz"), ("a", "2")], &[(1000, 3.0)]),
+            ],
+            vec![],
+        )
+    }
+
+    /// Random bytes and random corruptions of a valid body: never a 5xx, never a panic.
+    fn check(rt: &tokio::runtime::Runtime, app: &TestApp, body: Vec<u8>) -> Result<(), TestCaseError> {
+        let status = rt.block_on(app.post_write(body)).status.as_u16();
+        prop_assert!(status == 204 || (400..500).contains(&status), "status {}", status);
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+        #[test]
+        fn random_bytes_never_5xx(body in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let app = app();
+            check(&rt, &app, body)?;
+        }
+
+        #[test]
+        fn corrupted_bodies_never_5xx(flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8), cut in any::<prop::sample::Index>()) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let app = app();
+            let mut body = valid_body();
+            for (i, b) in &flips {
+                let at = i.index(body.len());
+                body[at] = *b;
+            }
+            check(&rt, &app, body.clone())?;
+            let keep = cut.index(body.len());
+            check(&rt, &app, body[..keep].to_vec())?;
+        }
+    }
 }

@@ -123,3 +123,34 @@ async fn exemplars_and_format_query() {
         app.get("/api/v1/format_query?query=(").await.error(400, "bad_data").starts_with("invalid parameter \"query\"")
     );
 }
+
+/// A client that goes away while its query waits or runs: the server drops the handler future
+/// (whose drop guard cancels the evaluation token), so the request never completes. Observed
+/// through the duration histogram, which only records requests that finished.
+#[tokio::test]
+async fn client_disconnect_drops_the_query() {
+    use tokio::io::AsyncWriteExt;
+    let app = app_with(|c| c.query.max_concurrent = 1);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(axum::serve(listener, app.router.clone()).into_future());
+    let held = app.state.query_slots.clone().acquire_owned().await.unwrap();
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    conn.write_all(b"GET /api/v1/query?query=up&time=1 HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop(conn);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.completed("query"), 0, "the abandoned query must not run to completion");
+    // A connected client is served normally.
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    conn.write_all(b"GET /api/v1/query?query=up&time=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(&mut conn, &mut buf).await.unwrap();
+    assert!(buf.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&buf));
+    assert_eq!(app.completed("query"), 1);
+    server.abort();
+}
