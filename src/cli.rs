@@ -34,12 +34,49 @@ pub struct ServerArgs {
     pub listen: Option<SocketAddr>,
 }
 
+/// Flags of the commands that evaluate rules.
+#[derive(Debug, Args, Clone, Default)]
+pub struct RuleArgs {
+    /// A Prometheus rule file or glob; repeatable. Added to `alerter.rule_files`.
+    #[arg(long = "rules", value_name = "PATH")]
+    pub rules: Vec<String>,
+    /// An Alertmanager-format routing/receivers YAML (overrides `alerter.alertmanager_config`).
+    #[arg(long, value_name = "FILE")]
+    pub alertmanager_config: Option<PathBuf>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the whole stack in one process: store, collector (local Docker) and alerter.
-    Up(ServerArgs),
+    Up {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(flatten)]
+        rules: RuleArgs,
+    },
     /// Run the time-series store alone (remote_write in, Prometheus query API out).
     Store(ServerArgs),
+    /// Run the collector alone (per host): Docker, probes and scrapes, shipped by remote_write.
+    Collector(ServerArgs),
+    /// Run the alerter alone against any Prometheus-compatible query API.
+    Alerter {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(flatten)]
+        rules: RuleArgs,
+    },
+    /// Backfill a Prometheus text / OpenMetrics file into a data dir or a running store.
+    Import(crate::import::ImportArgs),
+    /// Check rule files like `promtool check rules` (file:line: message for each problem).
+    CheckRules {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Run rule unit tests in promtool's format (`rule_files`, `tests`, `alert_rule_test`, ...).
+    TestRules {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Exit 0 if URL answers 2xx within the timeout, else 1 with a reason (Docker HEALTHCHECK).
     Healthcheck {
         /// e.g. http://127.0.0.1:9300/ready

@@ -18,8 +18,15 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Root folder for everything `up` writes: `store/` (sled + WAL), `collector-queue/`, `alerter/`.
     pub data_dir: PathBuf,
+    /// Load the built-in rule pack (containers, probes and the stack itself; see
+    /// `alerter/rules/README.md`) in `up` and `alerter`, besides `alerter.rule_files`.
+    pub shipped_rules: bool,
     /// The time-series store (`crowsnest store`, and inside `up`).
     pub store: crowsnest_store::StoreConfig,
+    /// The per-host collector (`crowsnest collector`, `crowsnest-collector`, and inside `up`).
+    pub collector: crowsnest_collector::config::CollectorConfig,
+    /// Rule evaluation and notifications (`crowsnest alerter`, and inside `up`).
+    pub alerter: crowsnest_alerter::config::AlerterConfig,
 }
 
 impl Default for Config {
@@ -27,7 +34,10 @@ impl Default for Config {
         Config {
             listen: "127.0.0.1:9300".parse().expect("valid default address"),
             data_dir: PathBuf::from("./data"),
+            shipped_rules: true,
             store: crowsnest_store::StoreConfig::default(),
+            collector: crowsnest_collector::config::CollectorConfig::default(),
+            alerter: crowsnest_alerter::config::AlerterConfig::default(),
         }
     }
 }
@@ -55,6 +65,8 @@ impl Config {
     /// Checks what serde cannot.
     pub fn validate(&self) -> anyhow::Result<()> {
         self.store.validate()?;
+        self.collector.validate()?;
+        self.alerter.validate()?;
         if self.data_dir.as_os_str().is_empty() {
             bail!("data_dir must not be empty");
         }
@@ -64,6 +76,43 @@ impl Config {
     /// Where the store keeps its files inside `up`.
     pub fn store_dir(&self) -> PathBuf {
         self.data_dir.join("store")
+    }
+
+    /// Inside `up` the pieces talk to each other over the one listener and keep their files under
+    /// `data_dir`: every URL or folder still at its default is pointed there. Values the user set
+    /// explicitly (another store, another folder) are kept.
+    pub fn wire_up_defaults(&mut self) {
+        let base = format!("http://{}", self.listen);
+        let c_def = crowsnest_collector::config::CollectorConfig::default();
+        let a_def = crowsnest_alerter::config::AlerterConfig::default();
+        self.store.data_dir = self.store_dir();
+        if self.collector.remote_write.url == c_def.remote_write.url {
+            self.collector.remote_write.url = format!("{base}/api/v1/write");
+        }
+        if self.collector.queue.dir == c_def.queue.dir {
+            self.collector.queue.dir = self.data_dir.join("collector-queue");
+        }
+        self.alerter_defaults(&a_def, &base);
+    }
+
+    /// For `crowsnest alerter`: folders under `data_dir` (URLs stay as configured).
+    pub fn wire_alerter_defaults(&mut self) {
+        let a_def = crowsnest_alerter::config::AlerterConfig::default();
+        if self.alerter.data_dir == a_def.data_dir {
+            self.alerter.data_dir = self.data_dir.join("alerter");
+        }
+    }
+
+    fn alerter_defaults(&mut self, a_def: &crowsnest_alerter::config::AlerterConfig, base: &str) {
+        if self.alerter.query_url == a_def.query_url {
+            self.alerter.query_url = base.to_string();
+        }
+        if self.alerter.remote_write_url == a_def.remote_write_url {
+            self.alerter.remote_write_url = format!("{base}/api/v1/write");
+        }
+        if self.alerter.data_dir == a_def.data_dir {
+            self.alerter.data_dir = self.data_dir.join("alerter");
+        }
     }
 }
 
@@ -92,6 +141,18 @@ mod tests {
         assert_eq!(c.store.retention.as_secs(), 30 * 24 * 3600);
         assert!(Config::parse("store:\n  retention: 1m\n").is_err());
         assert!(Config::parse("store:\n  retention: soon\n").is_err());
+    }
+
+    #[test]
+    fn up_points_defaults_at_its_own_listener_but_keeps_explicit_values() {
+        let mut c = Config::parse("listen: 127.0.0.1:9555\ndata_dir: /tmp/x\nalerter:\n  query_url: http://127.0.0.1:8428\n").unwrap();
+        c.wire_up_defaults();
+        assert_eq!(c.collector.remote_write.url, "http://127.0.0.1:9555/api/v1/write");
+        assert_eq!(c.alerter.query_url, "http://127.0.0.1:8428");
+        assert_eq!(c.alerter.remote_write_url, "http://127.0.0.1:9555/api/v1/write");
+        assert_eq!(c.store.data_dir, PathBuf::from("/tmp/x/store"));
+        assert_eq!(c.collector.queue.dir, PathBuf::from("/tmp/x/collector-queue"));
+        assert_eq!(c.alerter.data_dir, PathBuf::from("/tmp/x/alerter"));
     }
 
     #[test]

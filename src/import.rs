@@ -193,7 +193,7 @@ fn backfill(
         pb.inc(chunk.bytes);
         pb.set_message(format!("{} samples", total.accepted));
     }
-    db.flush().context("flushing the store")?;
+    db.close().context("flushing the store")?;
     Ok(total)
 }
 

@@ -6,7 +6,9 @@ mod bench;
 mod cli;
 mod config;
 mod healthcheck;
+mod import;
 mod run;
+mod shipped;
 mod telemetry;
 
 use clap::Parser;

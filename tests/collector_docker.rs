@@ -293,6 +293,14 @@ async fn containers_health_events_probes_and_staleness() {
         assert!(crowsnest_wire::is_stale_nan(s.last().unwrap().1), "{name} {l:?} did not go stale");
     }
 
+    // Removing the discovered app ends its target: probe and scrape series go stale too.
+    docker(&["rm", "-f", &app]).unwrap();
+    let an = [("name", app.as_str())];
+    wait_until("removed app target's series stale", limit, || {
+        ends_stale(d, "probe_success", &an) && ends_stale(d, "up", &an) && ends_stale(d, "app_requests_total", &an)
+    })
+    .await;
+
     stop.cancel();
     collector.await.unwrap().unwrap();
     rx.stop().await;

@@ -1,8 +1,8 @@
 //! Differential test of our PromQL against real Prometheus (Debian's `prometheus` 2.42): the same
 //! generated data (`differential/data.rs`) is remote_written (1.0) to `crowsnest store` and to a
 //! fresh Prometheus with `--web.enable-remote-write-receiver`, then every query of
-//! `differential/queries.promql` runs on both as instant queries (two times) and as a range
-//! query, and the answers are compared (`differential/compare.rs`): series by label set, values
+//! `differential/queries.promql` runs on both as instant queries (two times) and as range
+//! queries (three steps), and the answers are compared (`differential/compare.rs`): series by label set, values
 //! within 1e-6 relative tolerance, order only for `sort*`. Issue #3, "Conformance".
 //!
 //! Prometheus 2.42 and our 3.x semantics differ on closed vs left-open windows: the data and the
@@ -29,10 +29,20 @@ const QUERIES: &str = include_str!("differential/queries.promql");
 
 /// Queries whose answers differ between Prometheus 2.42 and 3.x semantics, with the reason.
 /// A mismatch here is reported but does not fail the test; a match is reported as "now agrees".
-const KNOWN_DIFFERENCES: &[(&str, &str)] = &[(
-    r#"cn_temperature_celsius{zone="cpu"} atan2 ignoring(zone) cn_temperature_celsius{zone="gpu"}"#,
-    "2.42 keeps __name__ on `atan2` results; dropped since 2.46 (prometheus#12595); the name-free variant below is compared",
-)];
+const KNOWN_DIFFERENCES: &[(&str, &str)] = &[
+    (
+        r#"cn_temperature_celsius{zone="cpu"} atan2 ignoring(zone) cn_temperature_celsius{zone="gpu"}"#,
+        "2.42 keeps __name__ on `atan2` results; dropped since 2.46 (prometheus#12595); the name-free variant is compared",
+    ),
+    (
+        "stddev by (job) (cn_weird)",
+        "a group whose only sample is ±Inf/NaN: 3.x answers NaN (aggregators.test, `series{label=\"c\"} NaN`), 2.42 answers 0",
+    ),
+    (
+        "stdvar by (job) (cn_weird)",
+        "a group whose only sample is ±Inf/NaN: 3.x answers NaN (aggregators.test, `series{label=\"c\"} NaN`), 2.42 answers 0",
+    ),
+];
 
 /// Functions Prometheus 2.42 lacks: they run only on our side, must answer without error and
 /// non-empty, and Prometheus must reject them or answer empty (checked, so the reason stays true).
@@ -51,9 +61,12 @@ const OURS_ONLY: &[(&str, &str)] = &[
 ];
 
 /// Evaluation modes of every query, relative to the minute-aligned data start `t0` (seconds).
-/// All times are x.5 s while samples sit at x.234 s, so no window edge meets a sample.
+/// All times are x.5 s while samples sit at x.234 s, so no window edge meets a sample, and no
+/// window edge meets a subquery step (those are whole multiples of the subquery step).
 const INSTANT_AT: [f64; 2] = [2707.5, 1207.5];
-const RANGE: (f64, f64, f64) = (607.5, 2987.5, 37.0);
+/// Range queries: most of the data with a 37 s step, and the staleness/gap region with a 7 s
+/// step (finer than the 15 s sample interval), and all of it with a step longer than the lookback.
+const RANGES: [(f64, f64, f64); 3] = [(607.5, 2987.5, 37.0), (1402.5, 2002.5, 7.0), (607.5, 2987.5, 311.0)];
 const AT_MODIFIER: f64 = 1807.5;
 
 struct Query {
@@ -75,6 +88,49 @@ fn load_queries(t0: f64) -> Vec<Query> {
             }
         })
         .collect()
+}
+
+/// A cross product on top of the hand-written queries: every range function and every
+/// aggregation over each data shape (counter with a reset, gaps and staleness markers, NaN/Inf,
+/// negative gauge), so each function meets each kind of input.
+fn generated_queries() -> Vec<Query> {
+    const RANGE_FUNCS: [&str; 18] = [
+        "rate",
+        "irate",
+        "increase",
+        "delta",
+        "idelta",
+        "deriv",
+        "resets",
+        "changes",
+        "avg_over_time",
+        "sum_over_time",
+        "min_over_time",
+        "max_over_time",
+        "count_over_time",
+        "last_over_time",
+        "present_over_time",
+        "stddev_over_time",
+        "stdvar_over_time",
+        "absent_over_time",
+    ];
+    const INPUTS: [&str; 5] =
+        [r#"cn_http_requests_total{instance="b"}"#, "cn_queue_depth", "cn_weird", "cn_ratio", "cn_ended"];
+    const AGGS: [&str; 8] = ["sum", "avg", "min", "max", "count", "stddev", "stdvar", "group"];
+    let mut out = Vec::new();
+    for input in INPUTS {
+        for f in RANGE_FUNCS {
+            out.push(format!("{f}({input}[2m30s])"));
+        }
+        out.push(format!("quantile_over_time(0.3, {input}[4m])"));
+        out.push(format!("predict_linear({input}[4m], 90)"));
+        for agg in AGGS {
+            out.push(format!("{agg} by (job) ({input})"));
+        }
+        out.push(format!("topk(2, {input})"));
+        out.push(format!("quantile(0.7, {input})"));
+    }
+    out.into_iter().map(|q| Query { ours: q.clone(), theirs: q }).collect()
 }
 
 fn run(base: &str, q: &str, mode: &Mode) -> Answer {
@@ -105,7 +161,7 @@ impl Mode {
     fn name(&self, t0: f64) -> String {
         match self {
             Mode::Instant(t) => format!("instant@t0+{}", t - t0),
-            Mode::Range(..) => "range".to_string(),
+            Mode::Range(_, _, step) => format!("range/{step}s"),
         }
     }
 }
@@ -197,7 +253,9 @@ fn promql_answers_match_prometheus() {
     let modes = [
         Mode::Instant(t0 + INSTANT_AT[0]),
         Mode::Instant(t0 + INSTANT_AT[1]),
-        Mode::Range(t0 + RANGE.0, t0 + RANGE.1, RANGE.2),
+        Mode::Range(t0 + RANGES[0].0, t0 + RANGES[0].1, RANGES[0].2),
+        Mode::Range(t0 + RANGES[1].0, t0 + RANGES[1].1, RANGES[1].2),
+        Mode::Range(t0 + RANGES[2].0, t0 + RANGES[2].1, RANGES[2].2),
     ];
     // Both sides must see every series before comparing.
     let probe = "count(last_over_time({__name__=~\"cn_.+\"}[1h]))";
@@ -210,10 +268,13 @@ fn promql_answers_match_prometheus() {
     });
     assert!(seen.is_some(), "not every written series is visible on both sides: {last}");
 
-    let queries = load_queries(t0);
-    assert!(queries.len() >= 150, "only {} queries", queries.len());
+    let hand_written = load_queries(t0);
+    assert!(hand_written.len() >= 150, "only {} hand-written queries", hand_written.len());
+    let queries: Vec<Query> = hand_written.into_iter().chain(generated_queries()).collect();
     let (mut agreed, mut mismatches, mut allowed, mut both_error) = (0usize, Vec::new(), Vec::new(), Vec::new());
     let mut vacuous = Vec::new();
+    // Debugging aid: PROMQL_DIFF_SHOW='<query>' prints both answers of that query in every mode.
+    let show = std::env::var("PROMQL_DIFF_SHOW").ok();
     for q in &queries {
         let known = KNOWN_DIFFERENCES.iter().find(|(k, _)| *k == q.ours);
         let mut differs = false;
@@ -224,6 +285,9 @@ fn promql_answers_match_prometheus() {
                 (run(&ours, &q.ours, mode), h.join().expect("query thread"))
             });
             let ordered = matches!(mode, Mode::Instant(_)) && q.ours.starts_with("sort");
+            if show.as_deref() == Some(q.ours.as_str()) {
+                eprintln!("SHOW {} [{}]:\n  ours: {a:?}\n  Prometheus: {b:?}", q.ours, mode.name(t0));
+            }
             all_empty &= a.is_empty() && b.is_empty();
             match compare::compare(&a, &b, ordered) {
                 Ok(()) => {
@@ -263,7 +327,7 @@ fn promql_answers_match_prometheus() {
 
     let compared = queries.len() * modes.len();
     eprintln!(
-        "\n=== PromQL differential vs Prometheus 2.42: {} queries x {{instant@2 times, range}} = {compared} comparisons in {:.1}s ===",
+        "\n=== PromQL differential vs Prometheus 2.42: {} queries x {{instant@2 times, range@3 steps}} = {compared} comparisons in {:.1}s ===",
         queries.len(),
         started.elapsed().as_secs_f64()
     );

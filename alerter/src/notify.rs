@@ -2,6 +2,15 @@
 //! routing tree, aggregation groups, inhibition, silences, notification log, Slack and e-mail
 //! delivery with retries) and Alertmanager's API v2. Follows Alertmanager's architecture
 //! (<https://github.com/prometheus/alertmanager/blob/main/doc/arch.svg>).
+//!
+//! Deliberate differences from Alertmanager, each answering a recurring complaint:
+//! - `send_resolved` defaults to true for Slack and e-mail (alertmanager#630).
+//! - Slack 429 is retried after `Retry-After`, and each webhook is held to ~1 message/s
+//!   (alertmanager#2111, #2205); attempt series are bounded by `max(group_interval, 10s)`.
+//! - Alerts, silences and the notification log live in one sled tree, so a restart neither
+//!   re-sends what was delivered nor forgets what was pending.
+//! - Not implemented: clustering/gossip, `time_intervals`, integrations other than Slack, e-mail
+//!   and webhook, Slack `app_token`/`chat.postMessage`, `http_config`. Unknown keys are config errors.
 
 pub mod amconfig;
 pub mod api_v2;
@@ -12,6 +21,7 @@ pub mod matchers;
 pub mod metrics;
 pub mod nflog;
 pub mod pipeline;
+pub mod preview;
 pub mod retry;
 pub mod route;
 pub mod silence;
@@ -19,6 +29,7 @@ pub mod slack;
 pub mod store;
 pub mod template;
 pub mod types;
+pub mod webhook;
 
 use thiserror::Error;
 

@@ -106,7 +106,9 @@ pub fn push_probe(r: &probe::ProbeResult, labels: &[Label], ts: i64, batch: &mut
     batch.push("probe_health_degraded", labels, ts, if r.degraded { 1.0 } else { 0.0 });
 }
 
-/// Runs one target until `stop`, then marks its series stale.
+/// Runs one target until `stop`. When the target was removed (rather than the whole collector
+/// shutting down; `stop` is a child of `shutdown`), its series are marked stale: a collector
+/// restart must not make every series blink out.
 async fn run_target(
     t: Target,
     location: String,
@@ -114,6 +116,7 @@ async fn run_target(
     outbox: Outbox,
     metrics: CollectorMetrics,
     stop: CancellationToken,
+    shutdown: CancellationToken,
 ) {
     let mut stale = Staleness::new();
     let mut ticker = tokio::time::interval(t.interval);
@@ -148,7 +151,9 @@ async fn run_target(
         stale.mark(&mut batch, ts);
         outbox.push(batch).await;
     }
-    outbox.push(stale.end(now_ms())).await;
+    if !shutdown.is_cancelled() {
+        outbox.push(stale.end(now_ms())).await;
+    }
 }
 
 /// Keeps one task per target, following the static list and the discovered containers.
@@ -212,6 +217,7 @@ pub async fn run_apps(
                 outbox.clone(),
                 metrics.clone(),
                 stop.clone(),
+                shutdown.clone(),
             ));
             running.insert(k, (t, stop, h));
         }

@@ -122,6 +122,54 @@ fn bytes_per_sample() {
     );
 }
 
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// RSS growth per active series (`BENCH_RSS_SERIES`, default 200,000 series, 4 samples each).
+fn rss_per_series() {
+    let n: usize = std::env::var("BENCH_RSS_SERIES").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
+    let dir = tempfile::tempdir().expect("tmp");
+    let reg = crowsnest_wire::ops::new_registry();
+    let db = Db::open(StoreConfig { data_dir: dir.path().to_path_buf(), ..Default::default() }, &reg).expect("open");
+    let before = rss_kib();
+    let started = std::time::Instant::now();
+    for step in 0..4i64 {
+        for chunk in (0..n).collect::<Vec<_>>().chunks(10_000) {
+            let batch: Vec<TimeSeries> = chunk
+                .iter()
+                .map(|i| TimeSeries {
+                    labels: Labels::from_pairs([
+                        ("__name__".to_string(), format!("container_metric_{}", i % 40)),
+                        ("container".to_string(), format!("c{}", i / 40)),
+                        ("image".to_string(), format!("registry.example/app-{}:1.2.3", i % 300)),
+                        ("instance".to_string(), "host-1:9300".to_string()),
+                        ("job".to_string(), "cadvisor".to_string()),
+                    ])
+                    .into_vec(),
+                    samples: vec![Sample::new(1_700_000_000_000 + step * 15_000, (*i as i64 * step) as f64)],
+                })
+                .collect();
+            db.append(batch).expect("append");
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let after = rss_kib();
+    let st = db.stats();
+    eprintln!(
+        "{n} active series: RSS +{} KiB = {:.0} B/series (head structures {:.0} B/series); new-series ingest {:.0} samples/s",
+        after.saturating_sub(before),
+        after.saturating_sub(before) as f64 * 1024.0 / n as f64,
+        st.head_bytes as f64 / n as f64,
+        (n * 4) as f64 / secs
+    );
+}
+
 fn codecs(c: &mut Criterion) {
     let data = workload(40, 120);
     let n: usize = data.iter().map(|d| d.1.len()).sum();
@@ -204,6 +252,7 @@ criterion_group!(benches, codecs, postings, append);
 
 fn main() {
     bytes_per_sample();
+    rss_per_series();
     benches();
     Criterion::default().configure_from_args().final_summary();
 }

@@ -4,9 +4,15 @@
 //! - `xor.rs` (Gorilla head chunks), `chunk.rs` (closed chunks: XOR or decimal/delta columns +
 //!   zstd, CRC32-checked), `bits.rs` (bit and varint codecs);
 //! - `head.rs` (sharded in-memory series, out-of-order merge), `index.rs` (label encoding and
-//!   postings), `persist.rs` (the sled trees), `chunkfile.rs` (chunk payload files), `wal.rs` (write-ahead log, group commit);
+//!   postings), `persist.rs` (the sled trees), `chunkfile.rs` (chunk payload files per 6 h
+//!   window), `wal.rs` (write-ahead log, group commit);
 //! - `engine.rs` (open and WAL replay), `ingest.rs`, `query.rs`, `maintain.rs` (checkpoints,
-//!   retention, disk gauges), `compact.rs` (merging chunks into blocks), `fsck.rs` (consistency check), `metrics.rs` (every exported metric, documented there).
+//!   retention, disk gauges), `compact.rs` (merging a window's chunks into blocks), `fsck.rs`
+//!   (consistency check), `metrics.rs` (every exported metric, documented there).
+//!
+//! On disk under `data_dir`: `wal/` (segments), `index/` (sled: series, postings, chunk
+//! pointers, head snapshots) and `chunks/` (append-only chunk payload files, one per time window
+//! and generation; retention deletes whole files).
 //!
 //! # Durability guarantee
 //!
@@ -18,10 +24,10 @@
 //! a torn or corrupt record at the end of a segment (a crash in the middle of a write, which was
 //! never acknowledged) is skipped with a warning. Checkpoints (every
 //! `store.engine.checkpoint_interval`, or when the WAL reaches `checkpoint_wal_bytes`, and on
-//! [`Db::flush`]) write heads and chunks to sled, `flush` sled, and only then delete the WAL
-//! segments they cover. Samples that were appended to memory but whose request failed before the
-//! `fdatasync` may or may not be present after a crash (the client was told to retry; retried
-//! exact duplicates are accepted as no-ops).
+//! [`Db::flush`]) `fdatasync` the chunk files, write head snapshots to sled, flush sled, and only
+//! then delete the WAL segments they cover. Samples that were appended to memory but whose
+//! request failed before the `fdatasync` may or may not be present after a crash (the client was
+//! told to retry; retried exact duplicates are accepted as no-ops).
 //!
 //! Exact duplicates (same series, timestamp and value bits) are accepted as no-ops; samples up to
 //! `store.out_of_order_window` older than their series' newest sample are merged in; older ones

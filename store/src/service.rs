@@ -1,7 +1,8 @@
 //! The store as one runnable piece: opens the [`Db`] (replaying its WAL), builds the `/api/v1`
-//! router over it, and owns the background work and the orderly shutdown (stop tasks, then flush
-//! what the head holds). `crowsnest store` and `crowsnest up` run it behind one listener; the ops
-//! endpoints (`/metrics`, `/healthz`, `/ready`) come from `crowsnest_wire::ops`.
+//! router over it, and owns the orderly shutdown (stop tasks, then close the Db, which stops its
+//! maintenance thread: checkpoints, retention, disk gauges; and flushes what the head holds).
+//! `crowsnest store` and `crowsnest up` run it behind one listener; the ops endpoints
+//! (`/metrics`, `/healthz`, `/ready`) come from `crowsnest_wire::ops`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,7 +48,8 @@ impl StoreService {
         self.db.clone()
     }
 
-    /// Stops the background tasks and flushes the head to disk. New queries are refused.
+    /// Stops the background tasks (ours and the Db's maintenance thread) and flushes the head to
+    /// disk. New queries are refused.
     pub async fn shutdown(self) {
         self.shutdown.cancel();
         self.state.query_slots.close();
@@ -57,7 +59,7 @@ impl StoreService {
             }
         }
         let db = self.db.clone();
-        match tokio::task::spawn_blocking(move || db.flush()).await {
+        match tokio::task::spawn_blocking(move || db.close()).await {
             Ok(Ok(())) => tracing::info!("Store flushed."),
             Ok(Err(e)) => tracing::error!(error = %e, "Flushing the store on shutdown failed."),
             Err(e) => tracing::error!(error = %e, "Flush task failed."),

@@ -1,7 +1,8 @@
 //! Deterministic data set for the PromQL differential test (`tests/promql_differential.rs`):
 //! counters with resets, gauges, a classic histogram (`_bucket` with `le`, `_sum`, `_count`),
 //! series with gaps and staleness markers, info-style and 0/1 series, and a series holding an
-//! ordinary NaN and +Inf, over several label dimensions.
+//! ordinary NaN and +Inf, a series that ends without a staleness marker, over several label
+//! dimensions.
 //!
 //! Samples sit every 15 s at a 1.234 s offset from a minute boundary, so no window edge of the
 //! queries (evaluated at x.5 s times) ever coincides with a sample: Prometheus 2.x used closed
@@ -150,6 +151,13 @@ pub fn generate(t0_ms: i64) -> Vec<TimeSeries> {
             _ => Some((noise(s, i) * 40.0 - 8.0).round()),
         });
     }
+
+    // A series that simply ends (no staleness marker): visible for the 5 min lookback after it.
+    seed += 1;
+    let s = seed;
+    series(&[("__name__", "cn_ended"), ("job", "batch"), ("instance", "a")], &mut |i| {
+        (i <= 150).then(|| 5.0 + noise(s, i) * 3.0 + i as f64 * 0.1)
+    });
 
     // Info-style series and 0/1 "up" series for vector matching and set operations.
     for (inst, version) in [("a", "1.0"), ("b", "1.1"), ("c", "1.0")] {

@@ -103,18 +103,34 @@ impl<'de> Deserialize<'de> for Timestamp {
     }
 }
 
-/// Formats a float the way Prometheus does in API answers (Go's `FormatFloat(v, 'f', -1, 64)`,
-/// with `NaN`, `+Inf`, `-Inf`).
+/// Formats a float the way Prometheus does in API answers (`util/jsonutil.MarshalFloat`): Go's
+/// shortest round-trip digits, in `'f'` form, switching to `'e'` form (`1e+21`, `1e-07`) when
+/// `|v| < 1e-6` or `|v| >= 1e21`; and `NaN`, `+Inf`, `-Inf`.
 pub fn format_value(v: f64) -> String {
     if v.is_nan() {
-        "NaN".to_string()
-    } else if v == f64::INFINITY {
-        "+Inf".to_string()
-    } else if v == f64::NEG_INFINITY {
-        "-Inf".to_string()
-    } else {
-        format!("{v}")
+        return "NaN".to_string();
     }
+    if v == f64::INFINITY {
+        return "+Inf".to_string();
+    }
+    if v == f64::NEG_INFINITY {
+        return "-Inf".to_string();
+    }
+    let abs = v.abs();
+    if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
+        // Rust's `{:e}` gives the same shortest digits as Go's -1 precision, but writes the
+        // exponent bare (`1e21`, `1e-7`); Go writes a sign and at least two digits.
+        let s = format!("{v:e}");
+        if let Some((mantissa, exp)) = s.split_once('e') {
+            let (sign, digits) = match exp.strip_prefix('-') {
+                Some(d) => ('-', d),
+                None => ('+', exp),
+            };
+            return format!("{mantissa}e{sign}{digits:0>2}");
+        }
+        return s;
+    }
+    format!("{v}")
 }
 
 /// Parses a Prometheus value string (`"1.5"`, `"NaN"`, `"+Inf"`, `"-Inf"`, `"1e3"`).
@@ -246,7 +262,13 @@ mod tests {
         assert_eq!(format_value(f64::INFINITY), "+Inf");
         assert_eq!(format_value(f64::NEG_INFINITY), "-Inf");
         assert_eq!(format_value(0.1), "0.1");
-        assert_eq!(format_value(1e21), "1000000000000000000000");
+        assert_eq!(format_value(1e21), "1e+21");
+        assert_eq!(format_value(-1.5e300), "-1.5e+300");
+        assert_eq!(format_value(1e-7), "1e-07");
+        assert_eq!(format_value(1.234e-6), "0.000001234");
+        assert_eq!(format_value(123456789012345680000.0), "123456789012345680000");
+        assert_eq!(format_value(0.0), "0");
+        assert_eq!(format_value(-0.0), "-0");
         let back: Point = serde_json::from_str(r#"[1435781451.781,"+Inf"]"#).unwrap();
         assert_eq!(back.t, 1_435_781_451_781);
         assert_eq!(back.v, f64::INFINITY);

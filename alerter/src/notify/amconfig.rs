@@ -1,6 +1,6 @@
 //! The Alertmanager configuration file (`alertmanager.yml`) in the subset Crowsnest implements:
 //! `global` (SMTP and Slack defaults, `resolve_timeout`), the `route` tree, `inhibit_rules`,
-//! `receivers` with `slack_configs` and `email_configs`, and `templates`. Follows
+//! `receivers` with `slack_configs`, `email_configs` and `webhook_configs`, and `templates`. Follows
 //! <https://prometheus.io/docs/alerting/latest/configuration/>. Parsing is strict (unknown keys are
 //! errors naming the key), secrets never appear in `Debug` output or in the `/api/v2/status` dump.
 //!
@@ -16,7 +16,7 @@ use crowsnest_wire::duration::{serde_duration, serde_opt_duration};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-pub use receivers::{EmailConfig, ReceiverConfig, SlackConfig, TlsConfig, split_host_port};
+pub use receivers::{EmailConfig, ReceiverConfig, SlackConfig, TlsConfig, WebhookConfig, split_host_port};
 
 use super::matchers::{MatcherError, parse_matcher};
 

@@ -23,6 +23,7 @@ use super::slack::Slack;
 use super::store::AlertStore;
 use super::template::{NotificationData, Templates, data};
 use super::types::{Alert, LabelSet, format_labels};
+use super::webhook::{GroupInfo, Webhook};
 
 /// Shortest time an attempt series may take even with a tiny `group_interval`.
 const MIN_ATTEMPT_WINDOW: Duration = Duration::from_secs(10);
@@ -31,6 +32,7 @@ const MIN_ATTEMPT_WINDOW: Duration = Duration::from_secs(10);
 pub enum Integration {
     Slack(Slack),
     Email(Email),
+    Webhook(Webhook),
     /// A receiver without integrations: notifications are logged only.
     Log,
 }
@@ -40,6 +42,7 @@ impl Integration {
         match self {
             Integration::Slack(_) => "slack",
             Integration::Email(_) => "email",
+            Integration::Webhook(_) => "webhook",
             Integration::Log => "log",
         }
     }
@@ -47,6 +50,7 @@ impl Integration {
         match self {
             Integration::Slack(s) => s.send_resolved(),
             Integration::Email(e) => e.send_resolved(),
+            Integration::Webhook(w) => w.send_resolved(),
             Integration::Log => true,
         }
     }
@@ -90,6 +94,12 @@ pub fn build_receivers(cfg: &AlertmanagerConfig) -> HashMap<String, Receiver> {
             for (i, e) in r.email_configs.iter().enumerate() {
                 integrations
                     .push((format!("email/{i}"), Integration::Email(Email::new(e.clone(), &cfg.global, resolve))));
+            }
+            for (i, w) in r.webhook_configs.iter().enumerate() {
+                integrations.push((
+                    format!("webhook/{i}"),
+                    Integration::Webhook(Webhook::new(w.clone(), resolve, client.clone())),
+                ));
             }
             if integrations.is_empty() {
                 integrations.push(("log/0".to_string(), Integration::Log));
@@ -217,6 +227,16 @@ impl Pipeline {
                     Err(super::retry::Failure { reason: FailReason::template, message: e.to_string(), attempts: 0 })
                 }
             },
+            Integration::Webhook(w) => {
+                let g =
+                    GroupInfo { receiver: &receiver.name, group_key, group_labels, external_url: &self.external_url };
+                let payload = w.payload(&g, alerts, now);
+                retry(self.policy, deadline, &self.shutdown, |_| {
+                    requests.inc();
+                    w.attempt(&payload)
+                })
+                .await
+            }
             Integration::Email(e) => match e.render(&self.templates, &d) {
                 Ok(rendered) => {
                     retry(self.policy, deadline, &self.shutdown, |_| {

@@ -219,7 +219,7 @@ pub fn printf(args: &[Value]) -> Result<Value, FuncError> {
             }
             chars.next();
         }
-        let mut digits = |chars: &mut std::iter::Peekable<std::str::Chars<'_>>| {
+        let digits = |chars: &mut std::iter::Peekable<std::str::Chars<'_>>| {
             let mut n: Option<usize> = None;
             while let Some(d) = chars.peek().and_then(|c| c.to_digit(10)) {
                 n = Some(n.unwrap_or(0).saturating_mul(10).saturating_add(d as usize).min(1000));

@@ -43,10 +43,19 @@ fn file_name(window: i64, generation: u32) -> String {
     format!("w{window}-g{generation}.dat")
 }
 
+fn marker_name(window: i64, generation: u32) -> String {
+    format!("w{window}-g{generation}.sealed")
+}
+
 fn parse_name(name: &str) -> Option<(i64, u32)> {
     let rest = name.strip_prefix('w')?.strip_suffix(".dat")?;
     let (w, g) = rest.rsplit_once("-g")?;
     Some((w.parse().ok()?, g.parse().ok()?))
+}
+
+/// Window and generation of a payload file or a seal marker.
+fn parse_any(name: &str) -> Option<(i64, u32)> {
+    parse_name(name).or_else(|| parse_name(&name.replace(".sealed", ".dat")))
 }
 
 impl ChunkFiles {
@@ -55,13 +64,25 @@ impl ChunkFiles {
         let mut live: HashMap<i64, Live> = HashMap::new();
         for e in fs::read_dir(dir)? {
             let e = e?;
-            let Some((w, g)) = e.file_name().to_str().and_then(parse_name) else { continue };
-            let len = e.metadata()?.len();
+            let Some((w, g)) = e.file_name().to_str().and_then(parse_any) else { continue };
+            // The length is read again when the file is opened for appending.
+            let len = 0;
             match live.get_mut(&w) {
-                Some(l) if l.generation >= g => l.unsealed = true,
+                Some(l) if l.generation >= g => {}
                 Some(l) => *l = Live { generation: g, file: None, len, dirty: false, unsealed: true },
                 None => {
-                    live.insert(w, Live { generation: g, file: None, len, dirty: false, unsealed: false });
+                    live.insert(w, Live { generation: g, file: None, len, dirty: false, unsealed: true });
+                }
+            }
+        }
+        // A window is sealed when its newest generation carries a seal marker (written after the
+        // seal's data was durable); older generations left behind by a crash are then retired.
+        let mut retired = Vec::new();
+        for (w, l) in live.iter_mut() {
+            if dir.join(marker_name(*w, l.generation)).exists() {
+                l.unsealed = false;
+                if l.generation > 0 && dir.join(file_name(*w, l.generation - 1)).exists() {
+                    retired.push((*w, l.generation - 1));
                 }
             }
         }
@@ -69,7 +90,7 @@ impl ChunkFiles {
             dir: dir.to_path_buf(),
             live: Mutex::new(live),
             readers: RwLock::new(HashMap::new()),
-            retired: Mutex::new(Vec::new()),
+            retired: Mutex::new(retired),
         })
     }
 
@@ -149,14 +170,23 @@ impl ChunkFiles {
     pub fn begin_seal(&self, window: i64) {
         let mut live = self.live.lock();
         if let Some(l) = live.get_mut(&window) {
-            if let Some(f) = l.file.as_ref().filter(|_| l.dirty) {
-                if let Err(e) = f.sync_data() {
-                    tracing::warn!(window, error = %e, "Syncing a retired chunk file failed.");
-                }
+            if let Some(f) = l.file.as_ref().filter(|_| l.dirty)
+                && let Err(e) = f.sync_data()
+            {
+                tracing::warn!(window, error = %e, "Syncing a retired chunk file failed.");
             }
             self.retired.lock().push((window, l.generation));
             *l = Live { generation: l.generation + 1, file: None, len: 0, dirty: false, unsealed: false };
         }
+    }
+
+    /// Records that `window`'s seal is complete and durable, unless it was written to meanwhile.
+    pub fn finish_seal(&self, window: i64) -> io::Result<()> {
+        let live = self.live.lock();
+        if let Some(l) = live.get(&window).filter(|l| !l.unsealed) {
+            File::create(self.dir.join(marker_name(window, l.generation)))?;
+        }
+        Ok(())
     }
 
     /// Deletes the generations retired by the previous pass.
@@ -166,10 +196,12 @@ impl ChunkFiles {
         for (w, g) in old {
             for generation in 0..=g {
                 self.readers.write().remove(&(w, generation));
-                match fs::remove_file(self.path(w, generation)) {
-                    Ok(()) => n += 1,
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(e),
+                for path in [self.path(w, generation), self.dir.join(marker_name(w, generation))] {
+                    match fs::remove_file(path) {
+                        Ok(()) => n += 1,
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(e),
+                    }
                 }
             }
         }
@@ -182,7 +214,7 @@ impl ChunkFiles {
         let mut live = self.live.lock();
         for e in fs::read_dir(&self.dir)? {
             let e = e?;
-            let Some((w, g)) = e.file_name().to_str().and_then(parse_name) else { continue };
+            let Some((w, g)) = e.file_name().to_str().and_then(parse_any) else { continue };
             if (w + 1).saturating_mul(BLOCK_WINDOW_MS) <= cutoff {
                 self.readers.write().remove(&(w, g));
                 live.remove(&w);
@@ -214,20 +246,29 @@ mod tests {
         f.sync().expect("sync");
         assert_eq!(f.unsealed_before(i64::MAX), vec![3]);
         f.begin_seal(3);
-        assert_eq!(f.append(3, b"x", false, |g, o| (g, o)).expect("append"), (1, 0));
+        f.finish_seal(3).expect("sealed");
+        assert!(f.unsealed_before(i64::MAX).is_empty());
         assert_eq!(f.delete_retired().expect("delete"), 1);
+        drop(f);
+        // Sealed windows stay sealed across a reopen.
+        let f = ChunkFiles::open(d.path()).expect("reopen");
+        assert!(f.unsealed_before(i64::MAX).is_empty());
+        assert_eq!(f.append(3, b"x", false, |g, o| (g, o)).expect("append"), (1, 0));
+        assert_eq!(f.unsealed_before(i64::MAX), vec![3]);
         assert!(f.read(3, 0, 0, 5).is_err());
         drop(f);
         // Reopen: the newest generation is live and appends continue at its end.
         let f = ChunkFiles::open(d.path()).expect("reopen");
         assert_eq!(f.append(3, b"yz", false, |g, o| (g, o)).expect("append"), (1, 1));
-        assert_eq!(f.remove_windows_before(4 * BLOCK_WINDOW_MS).expect("retention"), 1);
+        assert_eq!(f.remove_windows_before(4 * BLOCK_WINDOW_MS).expect("retention"), 2, "payload and marker");
         assert_eq!(f.disk_bytes(), 0);
     }
 
     #[test]
     fn names_round_trip() {
         assert_eq!(parse_name(&file_name(-5, 7)), Some((-5, 7)));
+        assert_eq!(parse_any(&marker_name(-5, 7)), Some((-5, 7)));
+        assert_eq!(parse_name(&marker_name(-5, 7)), None);
         assert_eq!(parse_name("junk"), None);
     }
 }

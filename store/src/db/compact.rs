@@ -58,6 +58,7 @@ impl Engine {
                     self.disk.remove_chunk(k)?;
                 }
             }
+            self.disk.files.finish_seal(w)?;
         }
         self.metrics.compacted_chunks.inc_by(report.chunks_merged);
         if report.chunks_merged > 0 {

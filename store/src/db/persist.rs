@@ -127,12 +127,23 @@ fn corrupt(what: &str) -> StoreError {
 
 impl Disk {
     pub fn open(path: &Path, chunk_dir: &Path, cache_capacity: u64) -> Result<Disk, StoreError> {
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(path)
             .cache_capacity(cache_capacity)
             // Durability comes from our WAL; sled is flushed at checkpoints (see db.rs).
-            .flush_every_ms(None)
-            .open()?;
+            .flush_every_ms(None);
+        // sled's background I/O threads can hold its lock file for a moment after the previous
+        // handle in this process was dropped (a restart in tests or after `close`): retry briefly.
+        let mut attempt = 0;
+        let db = loop {
+            match config.open() {
+                Err(sled::Error::Io(e)) if attempt < 50 && e.to_string().contains("could not acquire lock") => {
+                    attempt += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                r => break r?,
+            }
+        };
         Ok(Disk {
             files: ChunkFiles::open(chunk_dir)?,
             series: db.open_tree("series")?,

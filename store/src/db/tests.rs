@@ -213,7 +213,9 @@ fn retention_drops_whole_chunks_and_dead_series() {
         .expect("a");
     db.flush().expect("flush");
     let chunks_before = db.tsdb_status(1).chunk_count;
+    let files_before = db.stats().chunk_file_bytes;
     let r = db.apply_retention().expect("retention");
+    assert!(db.stats().chunk_file_bytes < files_before, "whole window files are deleted");
     assert_eq!(r.series_dropped, 1);
     // The dead series' chunk, and the live one's compacted blocks of windows [0, 6h) and [6h, 12h).
     assert_eq!(r.chunks_dropped, 3, "{r:?}");

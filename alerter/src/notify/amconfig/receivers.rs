@@ -1,4 +1,4 @@
-//! Receiver sections of `alertmanager.yml`: `slack_configs` and `email_configs`, with the field
+//! Receiver sections of `alertmanager.yml`: `slack_configs`, `email_configs` and `webhook_configs`, with the field
 //! names and meaning of <https://prometheus.io/docs/alerting/latest/configuration/#slack_config>
 //! and `#email_config`. Unset fields fall back to `global` when the integration is built.
 
@@ -18,6 +18,8 @@ pub struct ReceiverConfig {
     pub slack_configs: Vec<SlackConfig>,
     /// E-mail integrations.
     pub email_configs: Vec<EmailConfig>,
+    /// Generic webhook integrations (Alertmanager's webhook JSON, version 4).
+    pub webhook_configs: Vec<WebhookConfig>,
 }
 
 impl ReceiverConfig {
@@ -41,6 +43,17 @@ impl ReceiverConfig {
             }
             if !s.api_url.is_empty() && url::Url::parse(s.api_url.expose()).is_err() {
                 return Err(format!("receiver {:?} slack_configs[{i}]: api_url is not a valid URL", self.name));
+            }
+        }
+        for (i, w) in self.webhook_configs.iter().enumerate() {
+            let at = format!("receiver {:?} webhook_configs[{i}]", self.name);
+            match (w.url.is_empty(), w.url_file.is_empty()) {
+                (true, true) => return Err(format!("{at}: one of url and url_file is required")),
+                (false, false) => return Err(format!("{at}: at most one of url and url_file")),
+                (false, true) if url::Url::parse(w.url.expose()).is_err() => {
+                    return Err(format!("{at}: url is not a valid URL"));
+                }
+                _ => {}
             }
         }
         for (i, e) in self.email_configs.iter().enumerate() {
@@ -192,4 +205,22 @@ pub struct EmailConfig {
     /// Extra or overriding headers (templated); `Subject`, `To`, `From` have defaults.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+}
+
+/// One `webhook_configs` entry: POSTs Alertmanager's webhook JSON to `url`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Also notify when alerts resolve (default true, as in Alertmanager's webhook).
+    #[serde(default = "yes")]
+    pub send_resolved: bool,
+    /// Endpoint to POST to.
+    #[serde(default)]
+    pub url: Secret,
+    /// File holding the endpoint URL.
+    #[serde(default)]
+    pub url_file: String,
+    /// Send at most this many alerts per message (0 = all), the rest are counted in `truncatedAlerts`.
+    #[serde(default)]
+    pub max_alerts: usize,
 }

@@ -79,6 +79,11 @@ fn validation_errors() {
         ("route: {receiver: a}\nreceivers: [{name: a, email_configs: [{to: x@y}]}]\n", "no from"),
         ("route: {receiver: a, group_by: ['...', x]}\nreceivers: [{name: a}]\n", "only entry"),
         ("route: {receiver: a, group_interval: 0s}\nreceivers: [{name: a}]\n", "cannot be zero"),
+        (
+            "route: {receiver: a}\nreceivers: [{name: a, webhook_configs: [{max_alerts: 1}]}]\n",
+            "url and url_file is required",
+        ),
+        ("route: {receiver: a}\nreceivers: [{name: a, webhook_configs: [{url: 'not a url'}]}]\n", "not a valid URL"),
     ];
     for (text, want) in cases {
         let err = parse(text).unwrap_err().to_string();
@@ -101,4 +106,15 @@ fn load_resolves_relative_paths() {
     let cfg = load(&p).unwrap();
     assert_eq!(cfg.resolve_path("x.tmpl"), dir.path().join("x.tmpl"));
     assert!(matches!(load(&dir.path().join("missing.yml")), Err(ConfigError::Read { .. })));
+}
+
+#[test]
+fn shipped_example_loads() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/alertmanager.yml");
+    let cfg = load(&path).unwrap();
+    assert_eq!(cfg.route.routes.len(), 2);
+    assert_eq!(cfg.inhibit_rules.len(), 2);
+    assert!(cfg.receivers.iter().all(|r| r.slack_configs.iter().all(|s| s.send_resolved)));
+    crate::notify::route::Route::compile(&cfg.route).unwrap();
+    crate::notify::inhibit::Inhibitor::compile(&cfg.inhibit_rules).unwrap();
 }
