@@ -76,7 +76,7 @@ fn alertmanager_yml_has_slack_and_smtp_receivers() {
 
 #[test]
 fn shipped_rules_check() {
-    let files = vec![repo("deploy/rules/crowsnest.yml")];
+    let files = vec![repo("deploy/rules/site.rules.yml")];
     let problems = crowsnest_alerter::rules::check_files(&files);
     assert!(problems.is_empty(), "{problems:?}");
     if have("promtool") {
@@ -143,7 +143,6 @@ fn offline_image_builds_and_turns_healthy() {
 }
 
 #[test]
-#[ignore = "needs the collector and alerter sections in the root Config (coordinator)"]
 fn check_config_accepts_the_deploy_config() {
     let out = Command::new(env!("CARGO_BIN_EXE_crowsnest"))
         .arg("check-config")

@@ -1,15 +1,16 @@
 //! Differential test of our PromQL against real Prometheus (Debian's `prometheus` 2.42): the same
 //! generated data (`differential/data.rs`) is remote_written (1.0) to `crowsnest store` and to a
 //! fresh Prometheus with `--web.enable-remote-write-receiver`, then every query of
-//! `differential/queries.promql` runs on both as instant queries (two times) and as range
-//! queries (three steps), and the answers are compared (`differential/compare.rs`): series by label set, values
-//! within 1e-6 relative tolerance, order only for `sort*`. Issue #3, "Conformance".
+//! `differential/queries.promql` (plus a generated function x input cross product) runs on both
+//! as instant queries (two times) and as range queries (three steps), and the answers are
+//! compared (`differential/compare.rs`): series by label set, values within 1e-6 relative
+//! tolerance, order only for `sort*`. Issue #3, "Conformance".
 //!
 //! Prometheus 2.42 and our 3.x semantics differ on closed vs left-open windows: the data and the
 //! evaluation times are chosen so that no window edge coincides with a sample. Queries whose
 //! answers legitimately differ are listed in [`KNOWN_DIFFERENCES`] with the reason; functions that
 //! 2.42 does not have run on our side only ([`OURS_ONLY`]). Skips loudly without `prometheus`,
-//! fails under CI=true.
+//! fails under CI=true. `PROMQL_DIFF_SHOW='<query>'` prints both answers of one query.
 
 mod support;
 
