@@ -116,6 +116,35 @@ impl Config {
     }
 }
 
+/// The effective configuration as YAML for `check-config`, with secrets (passwords, tokens, keys)
+/// replaced by `<secret>` so the output can be pasted into a ticket.
+pub fn redacted_yaml(cfg: &Config) -> anyhow::Result<String> {
+    let mut v = serde_norway::to_value(cfg)?;
+    redact(&mut v);
+    Ok(serde_norway::to_string(&v)?)
+}
+
+fn redact(v: &mut serde_norway::Value) {
+    match v {
+        serde_norway::Value::Mapping(m) => {
+            for (k, val) in m.iter_mut() {
+                let secret = k.as_str().is_some_and(|k| {
+                    let k = k.to_ascii_lowercase();
+                    (k.contains("password") || k.contains("token") || k.contains("secret") || k.ends_with("_key"))
+                        && !k.ends_with("_file")
+                });
+                if secret && !val.is_null() {
+                    *val = serde_norway::Value::String("<secret>".into());
+                } else {
+                    redact(val);
+                }
+            }
+        }
+        serde_norway::Value::Sequence(s) => s.iter_mut().for_each(redact),
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,6 +182,15 @@ mod tests {
         assert_eq!(c.store.data_dir, PathBuf::from("/tmp/x/store"));
         assert_eq!(c.collector.queue.dir, PathBuf::from("/tmp/x/collector-queue"));
         assert_eq!(c.alerter.data_dir, PathBuf::from("/tmp/x/alerter"));
+    }
+
+    #[test]
+    fn check_config_output_hides_secrets() {
+        let c = Config::parse("collector:\n  remote_write:\n    basic_auth_username: u\n    basic_auth_password: hunter2\n    bearer_token: tok\n").unwrap();
+        let y = redacted_yaml(&c).unwrap();
+        assert!(!y.contains("hunter2") && !y.contains("tok\n"), "{y}");
+        assert!(y.contains("basic_auth_username: u"), "{y}");
+        assert!(y.contains("<secret>"), "{y}");
     }
 
     #[test]

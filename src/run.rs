@@ -59,7 +59,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::CheckConfig { file } => {
             let cfg = Config::load(Some(&file))?;
             println!("{}: OK", file.display());
-            print!("{}", serde_norway::to_string(&cfg)?);
+            print!("{}", crate::config::redacted_yaml(&cfg)?);
             Ok(ExitCode::SUCCESS)
         }
     }

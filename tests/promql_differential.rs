@@ -19,6 +19,7 @@ mod compare;
 #[path = "differential/data.rs"]
 mod data;
 
+use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
 use compare::Answer;
@@ -207,11 +208,26 @@ fn write_all(base: &str, series: &[crowsnest_wire::TimeSeries]) {
     }
 }
 
-fn start_prometheus(dir: &std::path::Path) -> (Proc, String) {
+/// Two distinct free loopback addresses (both held while choosing, so they cannot coincide).
+fn two_free_addrs() -> (SocketAddr, SocketAddr) {
+    let a = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let b = TcpListener::bind("127.0.0.1:0").expect("bind");
+    (a.local_addr().expect("addr"), b.local_addr().expect("addr"))
+}
+
+/// `version` and `goVersion` a server reports in `/api/v1/status/buildinfo` (ours claims a 2.x
+/// API version for clients, but is not built with Go).
+fn build_info(base: &str) -> (String, String) {
+    let (_, body) = http_get(&format!("{base}/api/v1/status/buildinfo")).unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    let field = |k: &str| v["data"][k].as_str().unwrap_or_default().to_string();
+    (field("version"), field("goVersion"))
+}
+
+fn start_prometheus(dir: &std::path::Path, addr: SocketAddr) -> (Proc, String) {
     let cfg = dir.join("prometheus.yml");
     std::fs::write(&cfg, "global:\n  scrape_interval: 1m\n  evaluation_interval: 1m\nscrape_configs: []\n")
         .expect("write config");
-    let addr = free_addr();
     let args = [
         format!("--config.file={}", cfg.display()),
         format!("--storage.tsdb.path={}", dir.join("prom-tsdb").display()),
@@ -227,6 +243,13 @@ fn start_prometheus(dir: &std::path::Path) -> (Proc, String) {
         "prometheus not ready:\n{}",
         proc.output()
     );
+    // Make sure it is this Prometheus that answers (not another server that took the port).
+    let (version, go) = build_info(&base);
+    assert!(
+        version.starts_with("2.") && go.starts_with("go"),
+        "{base} is not Prometheus 2.x ({version:?}, {go:?}):\n{}",
+        proc.output()
+    );
     (proc, base)
 }
 
@@ -238,7 +261,7 @@ fn promql_answers_match_prometheus() {
     }
     let started = Instant::now();
     let dir = tempfile::tempdir().expect("tempdir");
-    let addr = free_addr();
+    let (addr, prom_addr) = two_free_addrs();
     let ours = format!("http://{addr}");
     let data_dir = dir.path().join("store");
     let _store = Proc::crowsnest(
@@ -246,8 +269,12 @@ fn promql_answers_match_prometheus() {
         &["store", "--listen", &addr.to_string(), "--data-dir", data_dir.to_str().expect("utf-8")],
         dir.path(),
     );
-    let (_prom, theirs) = start_prometheus(dir.path());
     assert!(wait_http_ok(&format!("{ours}/ready"), Duration::from_secs(60)), "store not ready");
+    let (mut prom, theirs) = start_prometheus(dir.path(), prom_addr);
+    assert!(
+        !build_info(&ours).1.starts_with("go"),
+        "{ours} answers like a Go Prometheus: port taken by another server?"
+    );
 
     let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64;
     let t0_ms = now_ms / 60_000 * 60_000 - data::STEPS * data::INTERVAL_MS;
@@ -331,6 +358,7 @@ fn promql_answers_match_prometheus() {
         }
     }
 
+    assert!(matches!(prom.child.try_wait(), Ok(None)), "prometheus exited during the test:\n{}", prom.output());
     let compared = queries.len() * modes.len();
     eprintln!(
         "\n=== PromQL differential vs Prometheus 2.42: {} queries x {{instant@2 times, range@3 steps}} = {compared} comparisons in {:.1}s ===",
