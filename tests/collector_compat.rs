@@ -53,8 +53,7 @@ async fn ship_and_query(write_url: String, query_base: String) {
     let app = axum::Router::new().route("/health", axum::routing::get(|| async { r#"{"status":"pass"}"# }));
     tokio::spawn(async move { axum::serve(health, app).await.unwrap() });
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = CollectorConfig::default();
-    cfg.location = "compat-lab".into();
+    let mut cfg = CollectorConfig { location: "compat-lab".into(), ..Default::default() };
     cfg.docker.enabled = false;
     cfg.discovery.enabled = false;
     cfg.remote_write.url = write_url;

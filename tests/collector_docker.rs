@@ -102,10 +102,12 @@ async fn containers_health_events_probes_and_staleness() {
     let data = Arc::new(Mutex::new(Received::default()));
     let rx = Receiver::start("127.0.0.1:0", data.clone()).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = CollectorConfig::default();
-    cfg.instance = "docker-test-host".into();
-    cfg.location = "lab".into();
-    cfg.interval = Duration::from_secs(2);
+    let mut cfg = CollectorConfig {
+        instance: "docker-test-host".into(),
+        location: "lab".into(),
+        interval: Duration::from_secs(2),
+        ..Default::default()
+    };
     cfg.remote_write.url = rx.url.clone();
     cfg.queue.dir = dir.path().join("queue");
     cfg.docker.extra_labels = vec!["crowsnest.test.team".into()];

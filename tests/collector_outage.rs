@@ -29,9 +29,7 @@ async fn samples_survive_a_receiver_outage() {
     let rx = Receiver::start("127.0.0.1:0", data.clone()).await;
     let addr = rx.addr;
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = CollectorConfig::default();
-    cfg.instance = "outage-host".into();
-    cfg.location = "lab".into();
+    let mut cfg = CollectorConfig { instance: "outage-host".into(), location: "lab".into(), ..Default::default() };
     cfg.docker.enabled = false;
     cfg.discovery.enabled = false;
     cfg.remote_write.url = rx.url.clone();

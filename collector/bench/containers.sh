@@ -13,7 +13,7 @@ WORK=$(mktemp -d)
 cleanup() {
   docker ps -aq --filter name=crowsnest-test-bench- | xargs -r docker rm -f >/dev/null
   docker rmi -f $IMAGE >/dev/null 2>&1 || true
-  [ -n "${VM_PID:-}" ] && kill "$VM_PID" 2>/dev/null || true
+  if [ -n "${VM_PID:-}" ]; then kill "$VM_PID" 2>/dev/null || true; wait "$VM_PID" 2>/dev/null || true; fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT

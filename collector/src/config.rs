@@ -151,7 +151,7 @@ impl Default for DockerConfig {
             host: None,
             tls_cert_path: None,
             timeout: Duration::from_secs(10),
-            concurrency: 8,
+            concurrency: 16,
             job: "docker".into(),
             label_allowlist: vec![
                 "com.docker.compose.project".into(),

@@ -90,6 +90,9 @@ impl ContainerView {
     }
 }
 
+/// One container's inspect and stats answers, and when they arrived (ms).
+type Inspected = (String, Option<ContainerInspectResponse>, Option<ContainerStatsResponse>, i64);
+
 struct Source {
     cfg: Arc<CollectorConfig>,
     allowlist: Vec<String>,
@@ -195,7 +198,6 @@ pub async fn run_docker(
 impl Source {
     async fn cycle(&mut self, docker: &Docker) {
         let ts = now_ms();
-        let now_s = ts as f64 / 1000.0;
         let t = self.cfg.docker.timeout;
         let m = self.metrics.clone();
         let instance =
@@ -211,45 +213,42 @@ impl Source {
         };
         m.docker_up.set(1);
         let ids: Vec<String> = list.iter().filter_map(|c| c.id.clone()).collect();
-        let results: Vec<(String, Option<ContainerInspectResponse>, Option<ContainerStatsResponse>)> =
-            futures::stream::iter(ids.iter().cloned())
-                .map(|id| {
-                    let m = m.clone();
-                    async move {
-                        let insp =
-                            call(&m, "inspect", t, docker.inspect_container(&id, None::<InspectContainerOptions>))
-                                .await;
-                        let running =
-                            insp.as_ref().and_then(|c| c.state.as_ref()).and_then(|s| s.running).unwrap_or(false);
-                        let stats = if running {
-                            let opts = StatsOptionsBuilder::default().stream(false).one_shot(true).build();
-                            let mut s = docker.stats(&id, Some(opts));
-                            call(&m, "stats", t, async move {
-                                s.next().await.unwrap_or_else(|| {
-                                    Err(bollard::errors::Error::DockerStreamError {
-                                        error: "empty stats stream".into(),
-                                    })
-                                })
+        let results: Vec<Inspected> = futures::stream::iter(ids.iter().cloned())
+            .map(|id| {
+                let m = m.clone();
+                async move {
+                    let insp =
+                        call(&m, "inspect", t, docker.inspect_container(&id, None::<InspectContainerOptions>)).await;
+                    let running = insp.as_ref().and_then(|c| c.state.as_ref()).and_then(|s| s.running).unwrap_or(false);
+                    let stats = if running {
+                        let opts = StatsOptionsBuilder::default().stream(false).one_shot(true).build();
+                        let mut s = docker.stats(&id, Some(opts));
+                        call(&m, "stats", t, async move {
+                            s.next().await.unwrap_or_else(|| {
+                                Err(bollard::errors::Error::DockerStreamError { error: "empty stats stream".into() })
                             })
-                            .await
-                        } else {
-                            None
-                        };
-                        (id, insp, stats)
-                    }
-                })
-                .buffer_unordered(self.cfg.docker.concurrency)
-                .collect()
-                .await;
+                        })
+                        .await
+                    } else {
+                        None
+                    };
+                    // Each container's samples carry the time its answers arrived, so rates stay
+                    // right even when a cycle over many containers takes seconds.
+                    (id, insp, stats, now_ms())
+                }
+            })
+            .buffer_unordered(self.cfg.docker.concurrency)
+            .collect()
+            .await;
         let mut batch = Batch::new();
         batch.push("crowsnest_collector_docker_up", &instance, ts, 1.0);
         let mut views = Vec::new();
-        for (id, insp, stats) in results {
+        for (id, insp, stats, ts) in results {
             let Some(c) = insp else { continue }; // keep its series as they were; no false staleness
             let who = Identity { instance: &self.cfg.instance, job: &self.cfg.docker.job, allowlist: &self.allowlist };
             let base = lifecycle::base_labels(&c, &who);
             let mut b = Batch::new();
-            lifecycle::push_lifecycle(&c, &base, ts, now_s, self.events.last_exit(&id), &mut b);
+            lifecycle::push_lifecycle(&c, &base, ts, ts as f64 / 1000.0, self.events.last_exit(&id), &mut b);
             for (action, n) in self.events.counts(&id) {
                 let mut l = base.clone();
                 l.push(Label::new("action", action));

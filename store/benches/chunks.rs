@@ -3,7 +3,9 @@
 //! prints bytes per sample for a realistic mixed workload (constant series, decimal counters with
 //! resets, gauges; ±2 ms timestamp jitter) after `Db::flush`.
 //!
-//! Run: `cargo bench -p crowsnest-store --bench chunks`.
+//! Run: `cargo bench -p crowsnest-store --bench chunks`. Knobs (env): `BENCH_SERIES`,
+//! `BENCH_STEPS` (bytes-per-sample workload), `BENCH_RSS_SERIES`, `BENCH_CACHE_MB` (RSS run),
+//! `BENCH_SKIP_CRITERION` (only the two workload measurements).
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -136,7 +138,11 @@ fn rss_per_series() {
     let n: usize = std::env::var("BENCH_RSS_SERIES").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
     let dir = tempfile::tempdir().expect("tmp");
     let reg = crowsnest_wire::ops::new_registry();
-    let db = Db::open(StoreConfig { data_dir: dir.path().to_path_buf(), ..Default::default() }, &reg).expect("open");
+    let mut cfg = StoreConfig { data_dir: dir.path().to_path_buf(), ..Default::default() };
+    if let Some(mb) = std::env::var("BENCH_CACHE_MB").ok().and_then(|v| v.parse::<u64>().ok()) {
+        cfg.engine.cache_capacity_bytes = mb << 20;
+    }
+    let db = Db::open(cfg, &reg).expect("open");
     let before = rss_kib();
     let started = std::time::Instant::now();
     for step in 0..4i64 {
@@ -253,6 +259,9 @@ criterion_group!(benches, codecs, postings, append);
 fn main() {
     bytes_per_sample();
     rss_per_series();
+    if std::env::var_os("BENCH_SKIP_CRITERION").is_some() {
+        return;
+    }
     benches();
     Criterion::default().configure_from_args().final_summary();
 }

@@ -48,7 +48,9 @@ impl Default for StoreConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EngineConfig {
-    /// sled's page cache in bytes (sled's own default is 1 GiB; the head should own the RAM).
+    /// sled's page cache in bytes (sled's own default is 1 GiB). sled holds only the index and
+    /// chunk pointers (payloads live in `chunks/` files, cached by the OS), so a small cache
+    /// keeps RSS per series low; the head should own the RAM.
     pub cache_capacity_bytes: u64,
     /// A WAL segment file is cut when it would grow past this many bytes.
     pub wal_segment_bytes: u64,
@@ -69,7 +71,7 @@ pub struct EngineConfig {
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
-            cache_capacity_bytes: 128 << 20,
+            cache_capacity_bytes: 32 << 20,
             wal_segment_bytes: 64 << 20,
             checkpoint_interval: Duration::from_secs(15 * 60),
             checkpoint_wal_bytes: 256 << 20,

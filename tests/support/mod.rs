@@ -6,6 +6,10 @@
 //! Each test binary includes this with `mod support;`; not every binary uses every helper.
 #![allow(dead_code)]
 
+pub mod rules;
+pub mod slack;
+pub mod smtp;
+
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -53,9 +57,20 @@ pub fn require_docker(test: &str) -> bool {
     ok
 }
 
-/// A free loopback port (bound then released; good enough for tests).
+/// A free loopback port. The OS may hand the same just-released port to two callers in a row, so
+/// ports already given out by this test process are never returned again.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    for _ in 0..1000 {
+        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port");
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if given.get_or_insert_with(HashSet::new).insert(port) {
+            return port;
+        }
+    }
+    panic!("no fresh loopback port after 1000 tries");
 }
 
 /// A free loopback address.
@@ -297,6 +312,26 @@ pub fn busybox_image() -> String {
         .unwrap_or(false);
     assert!(ok, "docker import failed");
     IMAGE.to_string()
+}
+
+/// The busybox test image under a tag of the caller's own (`docker tag` of [`busybox_image`]), so
+/// another test binary removing `crowsnest-test-busybox:latest` at its end cannot pull the image
+/// away from under a running test. Returns `tag`.
+pub fn busybox_image_as(tag: &str) -> String {
+    for _ in 0..3 {
+        let base = busybox_image();
+        let ok = Command::new("docker")
+            .args(["tag", &base, tag])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if ok {
+            return tag.to_string();
+        }
+    }
+    panic!("could not tag the busybox test image as {tag}");
 }
 
 /// Runs `docker <args>`, returning trimmed stdout; panics with stderr on failure.

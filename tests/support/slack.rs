@@ -30,7 +30,11 @@ pub struct Reply {
 impl Reply {
     /// Slack's rate-limit answer.
     pub fn rate_limited(retry_after: u64) -> Reply {
-        Reply { status: 429, body: r#"{"retry_after":1,"ok":false,"error":"rate_limited"}"#, retry_after: Some(retry_after) }
+        Reply {
+            status: 429,
+            body: r#"{"retry_after":1,"ok":false,"error":"rate_limited"}"#,
+            retry_after: Some(retry_after),
+        }
     }
 
     /// Slack's internal error.
@@ -92,10 +96,11 @@ impl SlackReceiver {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-                let app = axum::Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: String| {
-                    let state = state.clone();
-                    async move { hook(&state, &method, &uri, &headers, &body) }
-                });
+                let app =
+                    axum::Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: String| {
+                        let state = state.clone();
+                        async move { hook(&state, &method, &uri, &headers, &body) }
+                    });
                 let _ = axum::serve(listener, app)
                     .with_graceful_shutdown(async move {
                         let _ = stopped.await;

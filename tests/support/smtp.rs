@@ -134,7 +134,12 @@ impl SmtpServer {
                 Some(Mail {
                     raw,
                     from: env["from"].as_str().unwrap_or("").to_string(),
-                    to: env["to"].as_array().into_iter().flatten().filter_map(|t| t.as_str().map(String::from)).collect(),
+                    to: env["to"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|t| t.as_str().map(String::from))
+                        .collect(),
                     received: UNIX_EPOCH + Duration::from_secs_f64(secs),
                 })
             })

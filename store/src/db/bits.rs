@@ -84,25 +84,24 @@ impl<'a> BitReader<'a> {
         Some(b == 1)
     }
 
-    /// Reads `n` bits (n <= 64) as the low bits of a u64.
+    /// Reads `n` bits (n <= 64) as the low bits of a u64: one unaligned 16-byte big-endian load
+    /// and two shifts instead of a loop over bytes.
     pub fn read_bits(&mut self, n: u8) -> Option<u64> {
         let n = n as usize;
-        if self.pos + n > self.end {
+        if n == 0 {
+            return Some(0);
+        }
+        if n > 64 || self.pos + n > self.end {
             return None;
         }
-        let mut out: u64 = 0;
-        let mut left = n;
-        while left > 0 {
-            let byte = self.bytes[self.pos >> 3];
-            let off = self.pos & 7;
-            let avail = 8 - off;
-            let take = left.min(avail);
-            let bits = (byte >> (avail - take)) as u64 & ((1u64 << take) - 1);
-            out = if take == 64 { bits } else { (out << take) | bits };
-            self.pos += take;
-            left -= take;
-        }
-        Some(out)
+        let byte = self.pos >> 3;
+        let mut buf = [0u8; 16];
+        let avail = (self.bytes.len() - byte).min(16);
+        buf[..avail].copy_from_slice(&self.bytes[byte..byte + avail]);
+        let w = u128::from_be_bytes(buf);
+        let v = (w << (self.pos & 7)) >> (128 - n);
+        self.pos += n;
+        Some(v as u64)
     }
 }
 

@@ -35,6 +35,10 @@ pub struct Engine {
     pub(super) max_time: AtomicI64,
     pub(super) metadata: RwLock<BTreeMap<String, MetadataEntry>>,
     pub(super) metrics: Metrics,
+    /// Series created since the last checkpoint whose sled rows (series, postings) are not
+    /// written yet: the WAL's series records cover them until the checkpoint writes them in one
+    /// go, which keeps sled off the ingest path.
+    pub(super) pending_series: Mutex<Vec<(u64, Box<[u8]>)>>,
     pub(super) checkpoint_lock: Mutex<()>,
     pub(super) compaction_lock: Mutex<()>,
     pub(super) last_compaction: Mutex<Instant>,
@@ -105,6 +109,7 @@ impl Engine {
             max_time: AtomicI64::new(max_time),
             metadata: RwLock::new(BTreeMap::new()),
             metrics,
+            pending_series: Mutex::new(Vec::new()),
             checkpoint_lock: Mutex::new(()),
             compaction_lock: Mutex::new(()),
             last_compaction: Mutex::new(Instant::now()),

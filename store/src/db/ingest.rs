@@ -98,9 +98,10 @@ impl Engine {
         encode_labels(labels, &mut enc);
         // The series record goes to the WAL before any sample that refers to it.
         self.wal.write(&wal::encode_series(sref, &enc))?;
-        self.disk.create_series(sref, &enc)?;
         self.postings.write().add(sref as u32, &enc);
-        shard.insert(sref, MemSeries::new(enc.into_boxed_slice(), hash));
+        let enc = enc.into_boxed_slice();
+        self.pending_series.lock().push((sref, enc.clone()));
+        shard.insert(sref, MemSeries::new(enc, hash));
         self.metrics.series_created.inc();
         self.metrics.series.inc();
         *created = true;

@@ -27,6 +27,13 @@ impl Engine {
         let _g = self.checkpoint_lock.lock();
         let started = Instant::now();
         let boundary = self.wal.rotate()?;
+        // Series rows first (set_series_range below updates them).
+        let pending = std::mem::take(&mut *self.pending_series.lock());
+        for (sref, labels) in pending {
+            if self.shards[shard_of_ref(sref)].lock().series.contains_key(&sref) {
+                self.disk.create_series(sref, &labels)?;
+            }
+        }
         let idle_ms = i64::try_from(self.config.engine.head_idle_timeout.as_millis()).unwrap_or(i64::MAX);
         let idle_before = self.max_time.load(Ordering::Relaxed).saturating_sub(idle_ms);
         let mut closed = 0i64;
