@@ -124,3 +124,17 @@ fn or_over_a_range_merges_the_same_series_from_both_sides() {
     assert_eq!(v.len(), 1, "{v:?}");
     assert_eq!(v[0].value.v, 9.0);
 }
+
+/// A subquery whose inner grid alone exceeds the sample limit is refused before it is built,
+/// instead of allocating it and running past the query deadline.
+#[test]
+fn huge_subquery_grid_is_refused_up_front() {
+    use crowsnest_promql::{Engine, EngineOptions, MemStorage, QueryError};
+    let engine = Engine::new(EngineOptions { max_samples: 1_000_000, ..EngineOptions::default() });
+    let storage = MemStorage::new();
+    let token = tokio_util::sync::CancellationToken::new();
+    let started = std::time::Instant::now();
+    let err = engine.instant(&storage, "count_over_time(vector(1)[30d:10ms])", 2_592_000_000, &token).unwrap_err();
+    assert!(matches!(err, QueryError::Execution(ref m) if m.contains("too many samples")), "{err:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2), "took {:?}", started.elapsed());
+}

@@ -31,6 +31,13 @@ impl Evaluator<'_, '_> {
         if start > hi {
             return Ok((Vec::new(), windows));
         }
+        // Every inner series holds one point per inner step: a grid longer than the sample limit
+        // can never fit, and refusing it up front avoids allocating it (`vector(1)[30d:10ms]`).
+        let steps = ((hi - start) / step + 1) as usize;
+        if steps > self.sh.opts.max_samples {
+            return Err(QueryError::Execution(super::TOO_MANY_SAMPLES.into()));
+        }
+        self.sh.check()?;
         let inner = self.with_grid(Grid { start, end: hi, step });
         let series = match inner.eval(&sq.expr)? {
             Value::Vector(v) => v,
