@@ -1,7 +1,7 @@
-//! The collector's remote_write client against real receivers: Prometheus
-//! (`--web.enable-remote-write-receiver`) and VictoriaMetrics. A static health probe's results
-//! must become queryable through each one's `/api/v1/query`. Skips loudly when a binary is
-//! missing; fails under `CI=true`.
+//! The collector's remote_write client against real receivers: our own store (`crowsnest
+//! store`), Prometheus (`--web.enable-remote-write-receiver`) and VictoriaMetrics. A static health
+//! probe's results must become queryable through each one's `/api/v1/query`. Skips loudly when
+//! Prometheus or VictoriaMetrics is missing; fails under `CI=true`.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -126,5 +126,32 @@ async fn writes_to_real_victoria_metrics() {
             .expect("start victoria-metrics"),
     );
     let base = format!("http://127.0.0.1:{port}");
+    ship_and_query(format!("{base}/api/v1/write"), base).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_to_our_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _p = Proc(
+        Command::new(env!("CARGO_BIN_EXE_crowsnest"))
+            .arg("store")
+            .arg("--data-dir")
+            .arg(dir.path())
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start crowsnest store"),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(30) {
+        if reqwest::get(format!("{base}/ready")).await.is_ok_and(|r| r.status().is_success()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     ship_and_query(format!("{base}/api/v1/write"), base).await;
 }

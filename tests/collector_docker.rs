@@ -191,6 +191,12 @@ async fn containers_health_events_probes_and_staleness() {
     assert!(q("container_start_time_seconds", &sel(&victim, &[])).is_some_and(|t| t > 1.7e9));
     assert!(q("container_last_seen", &sel(&victim, &[("instance", "docker-test-host"), ("image", IMAGE)])).is_some());
 
+    // Rates the collector computes itself from successive samples, and the Docker connection.
+    wait_until("victim cpu rate", limit, || q("crowsnest_container_cpu_usage_cores", &sel(&victim, &[])).is_some())
+        .await;
+    assert!(q("crowsnest_container_cpu_usage_cores", &sel(&victim, &[])).is_some_and(|v| (0.0..=1.0).contains(&v)));
+    assert_eq!(latest(d, "crowsnest_collector_docker_up", &[("instance", "docker-test-host")]), Some(1.0));
+
     // Health turns unhealthy; allow-listed labels only.
     wait_until("health container unhealthy", limit, || {
         q("container_health_status", &sel(&health, &[("status", "unhealthy")])) == Some(1.0)

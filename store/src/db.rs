@@ -4,14 +4,15 @@
 //! - `xor.rs` (Gorilla head chunks), `chunk.rs` (closed chunks: XOR or decimal/delta columns +
 //!   zstd, CRC32-checked), `bits.rs` (bit and varint codecs);
 //! - `head.rs` (sharded in-memory series, out-of-order merge), `index.rs` (label encoding and
-//!   postings), `persist.rs` (the sled trees), `chunkfile.rs` (chunk payload files per 6 h
+//!   postings), `persist.rs` (sled and the chunk pointers), `catalog.rs` (series, postings and
+//!   checkpoint state as a few large sled values), `chunkfile.rs` (chunk payload files per 6 h
 //!   window), `wal.rs` (write-ahead log, group commit);
 //! - `engine.rs` (open and WAL replay), `ingest.rs`, `query.rs`, `maintain.rs` (checkpoints,
-//!   retention, disk gauges), `compact.rs` (merging a window's chunks into blocks), `fsck.rs`
+//!   retention, disk gauges), `diskspace.rs` (`statvfs` free/total space), `compact.rs` (merging a window's chunks into blocks), `fsck.rs`
 //!   (consistency check), `metrics.rs` (every exported metric, documented there).
 //!
-//! On disk under `data_dir`: `wal/` (segments), `index/` (sled: series, postings, chunk
-//! pointers, head snapshots) and `chunks/` (append-only chunk payload files, one per time window
+//! On disk under `data_dir`: `wal/` (segments), `index/` (sled: series, postings, checkpoint
+//! state, pointers to compacted blocks) and `chunks/` (append-only chunk payload files, one per time window
 //! and generation; retention deletes whole files).
 //!
 //! # Durability guarantee
@@ -20,7 +21,10 @@
 //! and the log has been `fdatasync`ed: the samples survive `kill -9` and, on hardware that honours
 //! `fdatasync`, a power loss. Concurrent appenders share one `fdatasync` (group commit), so the
 //! cost is about one disk flush (~0.2 ms here) per round of concurrent requests, not per request.
-//! On open the store loads the series index and head snapshots from sled and replays the WAL;
+//! On open the store loads the series index and head snapshots from sled, rebuilds the references
+//! to the chunks of windows not sealed yet by scanning their chunk files' self-describing records
+//! (a torn record at a file's end is cut off: it was written after the last checkpoint's
+//! `fdatasync`, so the WAL still holds its samples), and replays the WAL;
 //! a torn or corrupt record at the end of a segment (a crash in the middle of a write, which was
 //! never acknowledged) is skipped with a warning. Checkpoints (every
 //! `store.engine.checkpoint_interval`, or when the WAL reaches `checkpoint_wal_bytes`, and on
@@ -36,9 +40,11 @@
 //! retention), not the wall clock, so backfills of old data work on an empty store.
 
 pub mod bits;
+mod catalog;
 pub mod chunk;
 pub mod chunkfile;
 mod compact;
+mod diskspace;
 mod engine;
 mod fsck;
 pub mod head;
@@ -51,6 +57,8 @@ mod query;
 pub mod wal;
 pub mod xor;
 
+#[cfg(test)]
+mod recovery_tests;
 #[cfg(test)]
 mod tests;
 
@@ -285,7 +293,7 @@ impl Db {
         self.engine.checkpoint(false)?;
         // The replaced file generations go now rather than one pass later (a query racing a
         // shutdown flush may fail; it would fail anyway).
-        self.engine.disk.files.delete_retired()?;
+        self.engine.delete_retired()?;
         self.engine.update_disk_gauges();
         Ok(())
     }

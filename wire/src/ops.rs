@@ -67,6 +67,25 @@ pub fn encode_metrics(registry: &SharedRegistry) -> String {
     if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &reg) {
         tracing::error!(error = %e, "Encoding metrics failed.");
     }
+    tidy_help(out)
+}
+
+/// prometheus-client appends a period to every HELP text, and our help texts are full sentences
+/// that already end with one: drop the doubled period so `# HELP` reads like Prometheus' own.
+fn tidy_help(text: String) -> String {
+    if !text.contains("..\n") {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        match line.strip_suffix("..\n") {
+            Some(head) if line.starts_with("# HELP ") => {
+                out.push_str(head);
+                out.push_str(".\n");
+            }
+            _ => out.push_str(line),
+        }
+    }
     out
 }
 
@@ -98,7 +117,7 @@ mod tests {
     async fn ready_flips_and_metrics_encode() {
         let reg = new_registry();
         let c: Counter = Counter::default();
-        reg.lock().unwrap().register("crowsnest_test_things", "Things.", c.clone());
+        reg.lock().unwrap().register("crowsnest_test_things", "Things counted.", c.clone());
         c.inc();
         let ready = Readiness::new(false);
         let app = router(reg, ready.clone());
@@ -111,5 +130,6 @@ mod tests {
         let body = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
         let text = String::from_utf8(body.to_vec()).unwrap();
         assert!(text.contains("crowsnest_test_things_total 1"), "{text}");
+        assert!(text.contains("# HELP crowsnest_test_things Things counted.\n"), "{text}");
     }
 }

@@ -1,18 +1,29 @@
 //! Chunk payload files: closed chunks are appended to one file per aligned time window
-//! (`chunks/w{window}-g{generation}.dat`), and sled keeps only a small pointer per chunk. This is
-//! the fallback `reference/tsdb-performance.md` §5.3 item 9 proposes, taken because sled 0.34
-//! measured 1.9–2.9x space amplification on plain inserts of chunk-sized values here (worse with
-//! the insert/delete churn of compaction); payload files cost their byte size.
+//! (`chunks/w{window}-g{generation}.dat`). This is the fallback `reference/tsdb-performance.md`
+//! §5.3 item 9 proposes, taken because sled 0.34 measured 1.9–2.9x space amplification on plain
+//! inserts of chunk-sized values here, and far worse under the insert/delete churn of per-chunk
+//! pointers (`persist.rs`): payload files cost their byte size.
+//!
+//! Every chunk is one self-describing record, like Prometheus' head chunk files
+//! (`tsdb/docs/format/head_chunks.md`: series ref, time range, CRC per chunk):
+//! `flags u8 | series ref u64 LE | payload length u32 LE | crc32 u32 LE (over the previous 13
+//! bytes) | payload`, where the payload is a closed chunk (`chunk.rs`, itself CRC-checked, with its
+//! min and max time). [`FLAG_OPEN`] marks chunks of a window that is not sealed yet: sled holds no
+//! pointer for them, [`ChunkFiles::scan`] finds them again at startup. [`FLAG_SEALED`] marks
+//! compaction's blocks, whose pointers are in sled.
 //!
 //! Files are append-only. Compaction seals a window by bumping its generation (new chunks go to
 //! the new file), rewriting every chunk of the window into the new file, switching the pointers,
-//! and deleting the old generation one compaction pass later (so queries that already hold an old
+//! and deleting the old generations one compaction pass later (so queries that already hold an old
 //! pointer can still read it). Retention deletes whole files. Writes are made durable by
-//! [`ChunkFiles::sync`] at checkpoints, before sled is flushed and the WAL truncated.
+//! [`ChunkFiles::sync`] at checkpoints, before sled is flushed and the WAL truncated. A torn or
+//! corrupt record (a crash in the middle of an append, or unsynced pages lost with the power)
+//! ends a file's scan and the live file is truncated there: everything after it was written after
+//! the last checkpoint's sync, so its samples are still in the WAL.
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,6 +31,78 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 
 use super::persist::BLOCK_WINDOW_MS;
+
+/// Record flag: a chunk of a window that is not sealed yet (no sled pointer; found by scanning).
+pub const FLAG_OPEN: u8 = 0xA1;
+/// Record flag: a compacted block whose pointer is in sled.
+pub const FLAG_SEALED: u8 = 0xA2;
+/// Bytes before each record's payload.
+pub const RECORD_HEADER: usize = 17;
+/// Largest payload a record may claim (chunks are far smaller; guards the scan against garbage).
+const MAX_PAYLOAD: usize = 64 << 20;
+
+fn record_header(flags: u8, sref: u64, len: usize) -> [u8; RECORD_HEADER] {
+    let mut h = [0u8; RECORD_HEADER];
+    h[0] = flags;
+    h[1..9].copy_from_slice(&sref.to_le_bytes());
+    h[9..13].copy_from_slice(&(len as u32).to_le_bytes());
+    let crc = crc32fast::hash(&h[..13]);
+    h[13..17].copy_from_slice(&crc.to_le_bytes());
+    h
+}
+
+/// One record found by [`ChunkFiles::scan`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Found {
+    pub flags: u8,
+    pub sref: u64,
+    pub window: i64,
+    pub generation: u32,
+    /// Offset of the payload (after the record header).
+    pub offset: u64,
+    pub len: u32,
+    pub min_t: i64,
+    pub max_t: i64,
+}
+
+/// Parses the records of a file's bytes (streamed, so a big file is not read into memory at
+/// once); returns them and the length of the valid prefix. I/O errors end the scan like corruption.
+fn parse_records(r: impl io::Read, window: i64, generation: u32) -> (Vec<Found>, u64) {
+    let mut r = io::BufReader::with_capacity(1 << 16, r);
+    let mut out = Vec::new();
+    let mut pos = 0u64;
+    let mut h = [0u8; RECORD_HEADER];
+    let mut payload = Vec::new();
+    while r.read_exact(&mut h).is_ok() {
+        let crc = u32::from_le_bytes([h[13], h[14], h[15], h[16]]);
+        if !matches!(h[0], FLAG_OPEN | FLAG_SEALED) || crc32fast::hash(&h[..13]) != crc {
+            break;
+        }
+        let sref = u64::from_le_bytes([h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8]]);
+        let len = u32::from_le_bytes([h[9], h[10], h[11], h[12]]) as usize;
+        if len > MAX_PAYLOAD {
+            break;
+        }
+        payload.resize(len, 0);
+        if r.read_exact(&mut payload).is_err() {
+            break;
+        }
+        let Ok(meta) = super::chunk::meta(&payload) else { break };
+        let start = pos + RECORD_HEADER as u64;
+        out.push(Found {
+            flags: h[0],
+            sref,
+            window,
+            generation,
+            offset: start,
+            len: len as u32,
+            min_t: meta.min_t,
+            max_t: meta.max_t,
+        });
+        pos = start + len as u64;
+    }
+    (out, pos)
+}
 
 struct Live {
     generation: u32,
@@ -98,10 +181,68 @@ impl ChunkFiles {
         self.dir.join(file_name(window, generation))
     }
 
-    /// Appends a chunk to its window's live file; returns (generation, offset). `then` runs while
-    /// the append lock is held (the caller records the pointer there, so a seal never misses it).
-    /// `seal` appends (compaction rewriting a window) do not mark the window for sealing again.
-    pub fn append<T>(&self, window: i64, bytes: &[u8], seal: bool, then: impl FnOnce(u32, u64) -> T) -> io::Result<T> {
+    /// Reads every record of the files that may hold chunks without a sled pointer: all
+    /// generations of a window whose newest generation is not sealed (a crash in the middle of a
+    /// seal leaves old and new side by side), else only the newest (it may have received chunks
+    /// after the seal). A window with [`FLAG_OPEN`] records in its newest file is marked for
+    /// sealing; the newest file is truncated after its last valid record. Run once, at startup.
+    pub fn scan(&self) -> io::Result<Vec<Found>> {
+        let mut present: HashMap<i64, Vec<u32>> = HashMap::new();
+        for e in fs::read_dir(&self.dir)? {
+            let e = e?;
+            if let Some((w, g)) = e.file_name().to_str().and_then(parse_name) {
+                present.entry(w).or_default().push(g);
+            }
+        }
+        let mut out = Vec::new();
+        let mut live = self.live.lock();
+        for (w, mut gens) in present {
+            let Some(l) = live.get_mut(&w) else { continue };
+            gens.sort_unstable();
+            let sealed = self.dir.join(marker_name(w, l.generation)).exists();
+            for g in gens.into_iter().filter(|g| *g == l.generation || (!sealed && *g < l.generation)) {
+                let path = self.path(w, g);
+                let file = File::open(&path)?;
+                let size = file.metadata()?.len();
+                let (found, valid) = parse_records(file, w, g);
+                if valid < size {
+                    tracing::warn!(
+                        file = %path.display(),
+                        valid,
+                        len = size,
+                        "Chunk file ends in a torn or corrupt record; the rest is dropped (the WAL covers it)."
+                    );
+                    if g == l.generation {
+                        OpenOptions::new().write(true).open(&path)?.set_len(valid)?;
+                    }
+                }
+                if g == l.generation && found.iter().any(|f| f.flags == FLAG_OPEN) {
+                    l.unsealed = true;
+                }
+                out.extend(found);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Appends a chunk record to its window's live file; `then` gets (generation, payload offset)
+    /// and runs while the append lock is held (the caller records the pointer there, so a seal
+    /// never misses it). `seal` appends (compaction rewriting a window) are flagged
+    /// [`FLAG_SEALED`] and do not mark the window for sealing again.
+    pub fn append<T>(
+        &self,
+        window: i64,
+        sref: u64,
+        bytes: &[u8],
+        seal: bool,
+        then: impl FnOnce(u32, u64) -> T,
+    ) -> io::Result<T> {
+        if bytes.len() > MAX_PAYLOAD {
+            return Err(io::Error::other("chunk too large"));
+        }
+        let mut rec = Vec::with_capacity(RECORD_HEADER + bytes.len());
+        rec.extend_from_slice(&record_header(if seal { FLAG_SEALED } else { FLAG_OPEN }, sref, bytes.len()));
+        rec.extend_from_slice(bytes);
         let mut live = self.live.lock();
         let l = live.entry(window).or_insert(Live { generation: 0, file: None, len: 0, dirty: false, unsealed: false });
         if l.file.is_none() {
@@ -110,9 +251,13 @@ impl ChunkFiles {
             l.file = Some(Arc::new(f));
         }
         let Some(file) = l.file.as_ref() else { return Err(io::Error::other("chunk file not open")) };
-        (&**file).write_all(bytes)?;
-        let off = l.len;
-        l.len += bytes.len() as u64;
+        if let Err(e) = (&**file).write_all(&rec) {
+            // Cut a partial record off so later appends stay parseable.
+            let _ = file.set_len(l.len);
+            return Err(e);
+        }
+        let off = l.len + RECORD_HEADER as u64;
+        l.len += rec.len() as u64;
         l.dirty = true;
         l.unsealed |= !seal;
         Ok(then(l.generation, off))
@@ -189,23 +334,23 @@ impl ChunkFiles {
         Ok(())
     }
 
-    /// Deletes the generations retired by the previous pass.
-    pub fn delete_retired(&self) -> io::Result<usize> {
+    /// Deletes the generations retired by the previous pass; returns `(window, generation)` for
+    /// each retirement (every generation up to and including it is gone).
+    pub fn delete_retired(&self) -> io::Result<Vec<(i64, u32)>> {
         let old: Vec<(i64, u32)> = std::mem::take(&mut *self.retired.lock());
-        let mut n = 0;
-        for (w, g) in old {
+        for &(w, g) in &old {
             for generation in 0..=g {
                 self.readers.write().remove(&(w, generation));
                 for path in [self.path(w, generation), self.dir.join(marker_name(w, generation))] {
                     match fs::remove_file(path) {
-                        Ok(()) => n += 1,
+                        Ok(()) => {}
                         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                         Err(e) => return Err(e),
                     }
                 }
             }
         }
-        Ok(n)
+        Ok(old)
     }
 
     /// Deletes whole files of windows that end at or before `cutoff` (retention).
@@ -239,29 +384,92 @@ mod tests {
     fn append_read_seal_and_retire() {
         let d = tempfile::tempdir().expect("tmp");
         let f = ChunkFiles::open(d.path()).expect("open");
-        let (g, off) = f.append(3, b"hello", false, |g, o| (g, o)).expect("append");
-        let (_, off2) = f.append(3, b"world", false, |g, o| (g, o)).expect("append");
-        assert_eq!((g, off, off2), (0, 0, 5));
-        assert_eq!(f.read(3, 0, 5, 5).expect("read"), b"world");
+        let (a, b) = (chunk_bytes(10), chunk_bytes(20));
+        let (g, off) = f.append(3, 7, &a, false, |g, o| (g, o)).expect("append");
+        let (_, off2) = f.append(3, 7, &b, false, |g, o| (g, o)).expect("append");
+        let h = RECORD_HEADER as u64;
+        assert_eq!((g, off, off2), (0, h, 2 * h + a.len() as u64));
+        assert_eq!(f.read(3, 0, off2, b.len()).expect("read"), b);
         f.sync().expect("sync");
         assert_eq!(f.unsealed_before(i64::MAX), vec![3]);
         f.begin_seal(3);
         f.finish_seal(3).expect("sealed");
         assert!(f.unsealed_before(i64::MAX).is_empty());
-        assert_eq!(f.delete_retired().expect("delete"), 1);
+        assert_eq!(f.delete_retired().expect("delete"), vec![(3, 0)]);
         drop(f);
         // Sealed windows stay sealed across a reopen.
         let f = ChunkFiles::open(d.path()).expect("reopen");
         assert!(f.unsealed_before(i64::MAX).is_empty());
-        assert_eq!(f.append(3, b"x", false, |g, o| (g, o)).expect("append"), (1, 0));
+        assert_eq!(f.append(3, 7, &a, false, |g, o| (g, o)).expect("append"), (1, h));
         assert_eq!(f.unsealed_before(i64::MAX), vec![3]);
         assert!(f.read(3, 0, 0, 5).is_err());
         drop(f);
         // Reopen: the newest generation is live and appends continue at its end.
         let f = ChunkFiles::open(d.path()).expect("reopen");
-        assert_eq!(f.append(3, b"yz", false, |g, o| (g, o)).expect("append"), (1, 1));
+        assert_eq!(f.append(3, 7, &b, false, |g, o| (g, o)).expect("append"), (1, 2 * h + a.len() as u64));
         assert_eq!(f.remove_windows_before(4 * BLOCK_WINDOW_MS).expect("retention"), 2, "payload and marker");
         assert_eq!(f.disk_bytes(), 0);
+    }
+
+    fn chunk_bytes(n: i64) -> Vec<u8> {
+        let samples: Vec<crowsnest_wire::Sample> =
+            (0..n).map(|i| crowsnest_wire::Sample::new(1000 + i * 15_000, i as f64)).collect();
+        super::super::chunk::encode(&samples)
+    }
+
+    #[test]
+    fn scan_finds_records_and_truncates_a_torn_tail() {
+        let d = tempfile::tempdir().expect("tmp");
+        let f = ChunkFiles::open(d.path()).expect("open");
+        let (a, b, c) = (chunk_bytes(5), chunk_bytes(9), chunk_bytes(3));
+        f.append(0, 17, &a, false, |_, _| ()).expect("append");
+        f.append(0, 33, &b, true, |_, _| ()).expect("append");
+        f.append(0, 17, &c, false, |_, _| ()).expect("append");
+        drop(f);
+        // A crash in the middle of the last append: half of its record reached the file.
+        let path = d.path().join(file_name(0, 0));
+        let full = fs::metadata(&path).expect("meta").len();
+        let torn = full - (c.len() as u64) / 2;
+        OpenOptions::new().write(true).open(&path).expect("open").set_len(torn).expect("truncate");
+        let f = ChunkFiles::open(d.path()).expect("reopen");
+        let found = f.scan().expect("scan");
+        let got: Vec<(u8, u64, i64, i64)> = found.iter().map(|x| (x.flags, x.sref, x.min_t, x.max_t)).collect();
+        assert_eq!(got, vec![(FLAG_OPEN, 17, 1000, 1000 + 4 * 15_000), (FLAG_SEALED, 33, 1000, 1000 + 8 * 15_000)]);
+        assert_eq!(f.read(0, 0, found[1].offset, found[1].len as usize).expect("read"), b);
+        // The torn record is cut off, so the next append is readable again.
+        let valid = (2 * RECORD_HEADER + a.len() + b.len()) as u64;
+        assert_eq!(fs::metadata(&path).expect("meta").len(), valid);
+        f.append(0, 17, &c, false, |_, _| ()).expect("append");
+        drop(f);
+        let f = ChunkFiles::open(d.path()).expect("reopen");
+        assert_eq!(f.scan().expect("scan").len(), 3);
+        assert_eq!(f.unsealed_before(i64::MAX), vec![0]);
+    }
+
+    #[test]
+    fn scan_skips_garbage_and_corrupt_payloads() {
+        let a = chunk_bytes(4);
+        let mut buf = record_header(FLAG_OPEN, 5, a.len()).to_vec();
+        buf.extend_from_slice(&a);
+        let good = buf.len() as u64;
+        // A record whose payload checksum fails ends the scan.
+        let mut bad = record_header(FLAG_OPEN, 6, a.len()).to_vec();
+        let mut flipped = a.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 0xff;
+        bad.extend_from_slice(&flipped);
+        let mut with_bad = buf.clone();
+        with_bad.extend_from_slice(&bad);
+        with_bad.extend_from_slice(&buf);
+        let (found, valid) = parse_records(&with_bad[..], 1, 0);
+        assert_eq!((found.len(), valid), (1, good));
+        // Zeroed pages (lost writes) and a damaged header end it too.
+        let mut zeros = buf.clone();
+        zeros.extend_from_slice(&[0u8; 64]);
+        assert_eq!(parse_records(&zeros[..], 1, 0).1, good);
+        let mut hdr = buf.clone();
+        hdr[3] ^= 1;
+        assert_eq!(parse_records(&hdr[..], 1, 0), (vec![], 0));
     }
 
     #[test]

@@ -36,7 +36,7 @@ impl Engine {
     pub fn compact(&self, horizon: i64) -> Result<CompactReport, StoreError> {
         let _g = self.compaction_lock.lock();
         let mut report = CompactReport::default();
-        self.disk.files.delete_retired()?;
+        self.delete_retired()?;
         for w in self.disk.files.unsealed_before(horizon) {
             let (lo, hi) = (w.saturating_mul(BLOCK_WINDOW_MS), w.saturating_add(1).saturating_mul(BLOCK_WINDOW_MS));
             self.disk.files.begin_seal(w);
@@ -45,7 +45,7 @@ impl Engine {
                 refs.extend(shard.lock().series.iter().filter(|(_, s)| s.min_t < hi && s.max_t >= lo).map(|(r, _)| *r));
             }
             for batch in refs.chunks(SERIES_PER_BATCH) {
-                let mut obsolete: Vec<sled::IVec> = Vec::new();
+                let mut obsolete: Vec<[u8; 16]> = Vec::new();
                 for sref in batch {
                     let chunks = self.disk.chunks_ending_in(*sref, lo, hi)?;
                     if !chunks.is_empty() {
@@ -70,8 +70,8 @@ impl Engine {
     fn merge(
         &self,
         sref: u64,
-        chunks: &[(sled::IVec, Vec<u8>)],
-        obsolete: &mut Vec<sled::IVec>,
+        chunks: &[([u8; 16], Vec<u8>)],
+        obsolete: &mut Vec<[u8; 16]>,
         report: &mut CompactReport,
     ) -> Result<(), StoreError> {
         let mut samples: Vec<Sample> = Vec::new();
@@ -106,12 +106,23 @@ impl Engine {
         }
         for (k, _) in chunks {
             if !new_keys.iter().any(|n| n[..] == k[..]) {
-                obsolete.push(k.clone());
+                obsolete.push(*k);
             }
         }
         report.chunks_merged += chunks.len() as u64;
         self.metrics.chunks.inc_by(new_keys.len() as i64);
         self.metrics.chunks.dec_by(chunks.len() as i64);
+        Ok(())
+    }
+
+    /// Deletes the file generations retired by the previous seal (and any pointer left into them).
+    pub fn delete_retired(&self) -> Result<(), StoreError> {
+        let deleted = self.disk.files.delete_retired()?;
+        let stale = self.disk.forget_deleted(&deleted);
+        if stale > 0 {
+            self.metrics.chunks.dec_by(stale as i64);
+            tracing::error!(chunks = stale, "Chunks left in a retired chunk file were dropped.");
+        }
         Ok(())
     }
 

@@ -95,7 +95,7 @@ impl Engine {
                 _ => {}
             }
         }
-        let chunks = disk.chunks_iter().count();
+        let chunks = disk.chunk_count();
         metrics.chunks.set(chunks as i64);
         let last_segment = wal::list_segments(&wal_dir(&config)).ok().and_then(|v| v.last().copied()).unwrap_or(0);
         let engine = Engine {
@@ -186,8 +186,9 @@ impl Engine {
             tracing::warn!(series = sref, "WAL series record reuses a ref with other labels; ignored.");
             return Ok(None);
         }
-        self.disk.create_series(sref, &labels)?;
         self.postings.write().add(sref as u32, &labels);
+        // Written to sled by the checkpoint that follows the replay.
+        self.pending_series.lock().push((sref, labels.clone().into_boxed_slice()));
         self.next_ref.fetch_max((sref >> SHARD_BITS) + 1, Ordering::SeqCst);
         shard.insert(sref, MemSeries::new(labels.into_boxed_slice(), hash));
         Ok(None)

@@ -4,7 +4,6 @@
 
 use super::engine::Engine;
 use super::head::shard_of_ref;
-use super::index::iter_encoded;
 use super::{chunk, xor::XorChunk};
 use crate::error::StoreError;
 
@@ -36,12 +35,11 @@ impl FsckReport {
 impl Engine {
     pub fn fsck(&self) -> Result<FsckReport, StoreError> {
         let mut r = FsckReport::default();
-        for kv in self.disk.chunks_iter() {
-            let (k, v) = kv?;
+        let mut chunks: Vec<(u64, Result<Vec<u8>, StoreError>)> = Vec::new();
+        self.disk.for_each_chunk(|sref, b| chunks.push((sref, b)))?;
+        for (sref, bytes) in chunks {
             r.chunks_checked += 1;
-
-            let sref = k.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes).unwrap_or(u64::MAX);
-            let bytes = match self.disk.resolve(&v) {
+            let bytes = match bytes {
                 Ok(b) => b,
                 Err(e) => {
                     r.corrupt_chunks += 1;
@@ -63,14 +61,9 @@ impl Engine {
                 r.orphan_chunks += 1;
             }
         }
-        for row in self.disk.load_series()? {
-            r.series_checked += 1;
-            for (n, v) in iter_encoded(&row.labels) {
-                if !self.disk.has_posting(row.sref, n, v)? {
-                    r.missing_postings += 1;
-                }
-            }
-        }
+        let (checked, missing) = self.disk.check_postings()?;
+        r.series_checked += checked;
+        r.missing_postings += missing;
         for (sref, snap) in self.disk.load_heads()? {
             if XorChunk::from_snapshot(&snap).is_none() {
                 r.corrupt_heads += 1;

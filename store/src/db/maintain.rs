@@ -1,5 +1,7 @@
-//! Background upkeep: checkpoints (rotate the WAL, snapshot dirty heads and write out-of-order
-//! buffers to sled, close idle heads, `sled::Db::flush`, then delete the WAL segments now covered),
+//! Background upkeep: checkpoints (rotate the WAL, write new series as one catalog batch, write
+//! out-of-order buffers and idle heads out as chunks, store every head snapshot and series range
+//! as one sled value (`catalog.rs`), sync the chunk files, `sled::Db::flush`, then delete the WAL
+//! segments now covered),
 //! retention (delete whole chunks that end before `newest sample − retention`, and series left
 //! empty), and the disk-usage gauges. A thread runs them on a timer; each is also callable directly.
 
@@ -28,12 +30,12 @@ impl Engine {
         let started = Instant::now();
         let boundary = self.wal.rotate()?;
         // Series rows first (set_series_range below updates them).
-        let pending = std::mem::take(&mut *self.pending_series.lock());
-        for (sref, labels) in pending {
-            if self.shards[shard_of_ref(sref)].lock().series.contains_key(&sref) {
-                self.disk.create_series(sref, &labels)?;
-            }
-        }
+        let mut pending = std::mem::take(&mut *self.pending_series.lock());
+        pending.retain(|(sref, _)| self.shards[shard_of_ref(*sref)].lock().series.contains_key(sref));
+        self.disk.create_series_batch(&pending)?;
+        drop(pending);
+        let mut ranges: Vec<(u64, i64, i64)> = Vec::new();
+        let mut heads: Vec<(u64, Vec<u8>)> = Vec::new();
         let idle_ms = i64::try_from(self.config.engine.head_idle_timeout.as_millis()).unwrap_or(i64::MAX);
         let idle_before = self.max_time.load(Ordering::Relaxed).saturating_sub(idle_ms);
         let mut closed = 0i64;
@@ -41,27 +43,23 @@ impl Engine {
             let mut shard = shard.lock();
             for (sref, s) in shard.series.iter_mut() {
                 let idle = !s.head.is_empty() && s.max_t < idle_before;
-                if !s.dirty && !idle && !close_heads {
-                    continue;
-                }
-                s.flush_ooo(*sref, &self.disk, &self.metrics)?;
-                if !s.head.is_empty() && (close_heads || idle) {
-                    s.cut_head(*sref, &self.disk, &self.metrics)?;
-                    closed += 1;
-                }
-                if s.head.is_empty() {
-                    self.disk.remove_head(*sref)?;
-                } else {
-                    self.disk.put_head(*sref, &s.head.to_snapshot())?;
+                if s.dirty || idle || close_heads {
+                    s.flush_ooo(*sref, &self.disk, &self.metrics)?;
+                    if !s.head.is_empty() && (close_heads || idle) {
+                        s.cut_head(*sref, &self.disk, &self.metrics)?;
+                        closed += 1;
+                    }
                     s.head.shrink();
+                    s.dirty = false;
                 }
-                if s.dirty {
-                    self.disk.set_series_range(*sref, s.min_t, s.max_t)?;
+                ranges.push((*sref, s.min_t, s.max_t));
+                if !s.head.is_empty() {
+                    heads.push((*sref, s.head.to_snapshot()));
                 }
-                s.dirty = false;
             }
         }
         self.active.fetch_sub(closed, Ordering::Relaxed);
+        self.disk.put_state(&ranges, &heads)?;
         self.disk.flush()?;
         let removed = self.wal.truncate_before(boundary)?;
         *self.last_checkpoint.lock() = Instant::now();
@@ -98,6 +96,7 @@ impl Engine {
                     .map(|(r, _)| *r),
             );
         }
+        let mut removed: Vec<u64> = Vec::new();
         for sref in old {
             let (dropped, first_kept) = self.disk.drop_chunks_before(sref, cutoff)?;
             report.chunks_dropped += dropped;
@@ -117,7 +116,8 @@ impl Engine {
             }
             if min_t == i64::MAX {
                 if let Some(gone) = shard.remove(sref) {
-                    report.chunks_dropped += self.disk.remove_series(sref, &gone.labels)?;
+                    report.chunks_dropped += self.disk.remove_series_chunks(sref)?;
+                    removed.push(sref);
                     self.postings.write().remove(sref as u32, &gone.labels);
                     report.series_dropped += 1;
                 }
@@ -126,6 +126,7 @@ impl Engine {
                 s.dirty = true;
             }
         }
+        self.disk.remove_series_rows(&removed)?;
         self.disk.files.remove_windows_before(cutoff)?;
         self.metrics.chunks.dec_by(report.chunks_dropped as i64);
         self.metrics.retention_chunks.inc_by(report.chunks_dropped);
@@ -147,12 +148,19 @@ impl Engine {
         Ok(report)
     }
 
-    /// Bytes on disk: sled plus WAL.
+    /// Bytes on disk (sled, chunk files and WAL); also refreshes the filesystem free/total gauges.
     pub fn update_disk_gauges(&self) -> u64 {
         let wal = self.wal.disk_bytes();
         let total = wal + self.disk.size_on_disk();
         self.metrics.wal_bytes.set(wal);
         self.metrics.disk_bytes.set(total);
+        match super::diskspace::fs_space(&self.config.data_dir) {
+            Ok(fs) => {
+                self.metrics.disk_free.set(fs.free);
+                self.metrics.disk_total.set(fs.total);
+            }
+            Err(e) => tracing::warn!(error = %e, "Reading the data directory's free space failed."),
+        }
         total
     }
 

@@ -15,7 +15,11 @@
 //!   of chunks written (their ratio is bytes per sample before sled's overhead).
 //! - `crowsnest_store_wal_fsync_duration_seconds`: histogram of WAL `fdatasync` latencies.
 //! - `crowsnest_store_wal_bytes`: bytes in WAL segment files.
-//! - `crowsnest_store_disk_bytes`: bytes on disk (sled plus WAL).
+//! - `crowsnest_store_disk_bytes`: bytes on disk (sled, chunk payload files and WAL).
+//! - `crowsnest_store_disk_free_bytes` / `crowsnest_store_disk_total_bytes`: free bytes (available
+//!   to unprivileged users, `statvfs` `f_bavail * f_frsize`) and total size of the filesystem that
+//!   holds the data directory, refreshed by the maintenance thread every tick (5 s) and by
+//!   checkpoints; the shipped alerts `StoreDiskFillingUp`/`StoreDiskAlmostFull` use them.
 //! - `crowsnest_store_checkpoints_total`: completed checkpoints (head snapshot, sled flush, WAL
 //!   truncation).
 //! - `crowsnest_store_retention_chunks_dropped_total` / `crowsnest_store_retention_series_dropped_total`:
@@ -46,6 +50,8 @@ pub struct Metrics {
     pub wal_fsync: Histogram,
     pub wal_bytes: Gauge<u64, AtomicU64>,
     pub disk_bytes: Gauge<u64, AtomicU64>,
+    pub disk_free: Gauge<u64, AtomicU64>,
+    pub disk_total: Gauge<u64, AtomicU64>,
     pub checkpoints: Counter,
     pub retention_chunks: Counter,
     pub retention_series: Counter,
@@ -74,6 +80,8 @@ impl Metrics {
             wal_fsync: Histogram::new(exponential_buckets(0.000_05, 2.0, 14)),
             wal_bytes: Gauge::default(),
             disk_bytes: Gauge::default(),
+            disk_free: Gauge::default(),
+            disk_total: Gauge::default(),
             checkpoints: Counter::default(),
             retention_chunks: Counter::default(),
             retention_series: Counter::default(),
@@ -105,7 +113,21 @@ impl Metrics {
         r.register(format!("{p}chunk_samples"), "Samples in closed chunks written.", self.chunk_samples.clone());
         r.register(format!("{p}wal_fsync_duration_seconds"), "Latency of WAL fdatasync calls.", self.wal_fsync.clone());
         r.register(format!("{p}wal_bytes"), "Bytes in WAL segment files.", self.wal_bytes.clone());
-        r.register(format!("{p}disk_bytes"), "Bytes used on disk by sled and the WAL.", self.disk_bytes.clone());
+        r.register(
+            format!("{p}disk_bytes"),
+            "Bytes used on disk by sled, the chunk files and the WAL.",
+            self.disk_bytes.clone(),
+        );
+        r.register(
+            format!("{p}disk_free_bytes"),
+            "Free bytes (available to unprivileged users) on the filesystem holding the data directory.",
+            self.disk_free.clone(),
+        );
+        r.register(
+            format!("{p}disk_total_bytes"),
+            "Size in bytes of the filesystem holding the data directory.",
+            self.disk_total.clone(),
+        );
         r.register(format!("{p}checkpoints"), "Completed checkpoints.", self.checkpoints.clone());
         r.register(
             format!("{p}retention_chunks_dropped"),

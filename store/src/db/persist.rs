@@ -1,10 +1,8 @@
 //! What the store keeps in sled 0.34.7 (`reference/tsdb-performance.md` §5.3): few trees,
 //! fixed-width big-endian keys, values compressed by us, never one key per sample.
 //!
-//! - `series`: `ref u64 BE` → `min_t i64 LE | max_t i64 LE | encoded labels` (the truth for the
-//!   label set ↔ ref mapping; the in-memory hash map and postings are rebuilt from it at start).
-//! - `postings`: `uvarint len name | name | uvarint len value | value | ref u64 BE` → empty
-//!   (the inverted index on disk, for `fsck` and tools; queries use the in-memory copy).
+//! - `series_batches`, `postings_batches`, `state`: the series catalog, a few large values
+//!   (see `catalog.rs`).
 //! - `chunks`: `ref u64 BE | max_t (sign-flipped) u64 BE` → closed chunk (see `chunk.rs`): the
 //!   series-major layout keyed by the chunk's *end* (§5.3 item 4), so `range((ref, start)..)` lands
 //!   on the first chunk that can hold `start`, retention deletes a plain key range, and old data
@@ -13,13 +11,20 @@
 //!   The value is a pointer into the chunk payload files (`chunkfile.rs`):
 //!   `0x10 | varint window | uvarint generation | uvarint offset | uvarint length | varint min_t`
 //!   (inline chunk values are still read, for stores written before the payload files).
-//! - `heads`: `ref u64 BE` → head chunk snapshot taken at the last checkpoint.
+//!   Only compacted blocks of sealed windows get a pointer here (about one per series per
+//!   window). The chunks of windows that are still open live in [`Disk`]'s in-memory map under
+//!   the same keys and are rebuilt at startup by scanning their self-describing records
+//!   ([`ChunkFiles::scan`]): inserting and then deleting one sled key per 120-sample chunk made
+//!   sled's files grow to several times their live data (sled 0.34 collects garbage poorly).
 
+use std::collections::BTreeMap;
 use std::path::Path;
+
+use parking_lot::RwLock;
 
 use super::bits::{ByteReader, put_uvarint, put_varint};
 use super::chunk;
-use super::chunkfile::ChunkFiles;
+use super::chunkfile::{ChunkFiles, FLAG_OPEN};
 use crate::error::StoreError;
 
 /// Longest time range one head chunk may cover before it is closed.
@@ -38,6 +43,7 @@ pub fn window_of(t: i64) -> i64 {
 const POINTER: u8 = 0x10;
 
 /// Where a chunk's payload lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Pointer {
     window: i64,
     generation: u32,
@@ -79,13 +85,25 @@ pub fn value_min_t(v: &[u8]) -> Option<i64> {
     }
 }
 
+/// A chunk's key (as in the `chunks` tree) and payload.
+pub type KeyedChunk = ([u8; 16], Vec<u8>);
+
+/// In-memory pointers to the chunks of open windows, by (ref, flipped max_t) like the sled keys.
+type OpenChunks = BTreeMap<(u64, u64), Pointer>;
+
+/// Shards of the open-chunk map (by series ref), so appenders and readers rarely contend.
+const OPEN_SHARDS: usize = 16;
+
 pub struct Disk {
     pub files: ChunkFiles,
+    open: Box<[RwLock<OpenChunks>]>,
     db: sled::Db,
-    series: sled::Tree,
-    postings: sled::Tree,
+    /// See `catalog.rs`.
+    pub(super) series: sled::Tree,
+    pub(super) postings: sled::Tree,
+    pub(super) state: sled::Tree,
+    pub(super) catalog: super::catalog::CatalogState,
     chunks: sled::Tree,
-    heads: sled::Tree,
 }
 
 /// One row of the `series` tree.
@@ -100,6 +118,19 @@ fn flip(t: i64) -> u64 {
     (t as u64) ^ (1 << 63)
 }
 
+fn key_parts(k: &[u8]) -> Result<(u64, u64), StoreError> {
+    let a = k.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes);
+    let b = k.get(8..16).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes);
+    a.zip(b).ok_or_else(|| corrupt("chunk key"))
+}
+
+fn key_bytes((sref, fmax): (u64, u64)) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k[..8].copy_from_slice(&sref.to_be_bytes());
+    k[8..].copy_from_slice(&fmax.to_be_bytes());
+    k
+}
+
 pub fn chunk_key(sref: u64, max_t: i64) -> [u8; 16] {
     let mut k = [0u8; 16];
     k[..8].copy_from_slice(&sref.to_be_bytes());
@@ -107,21 +138,7 @@ pub fn chunk_key(sref: u64, max_t: i64) -> [u8; 16] {
     k
 }
 
-fn posting_keys(sref: u64, labels: &[u8]) -> Vec<Vec<u8>> {
-    super::index::iter_encoded(labels)
-        .map(|(n, v)| {
-            let mut k = Vec::with_capacity(n.len() + v.len() + 12);
-            put_uvarint(&mut k, n.len() as u64);
-            k.extend_from_slice(n.as_bytes());
-            put_uvarint(&mut k, v.len() as u64);
-            k.extend_from_slice(v.as_bytes());
-            k.extend_from_slice(&sref.to_be_bytes());
-            k
-        })
-        .collect()
-}
-
-fn corrupt(what: &str) -> StoreError {
+pub(super) fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(what.to_string())
 }
 
@@ -144,98 +161,53 @@ impl Disk {
                 r => break r?,
             }
         };
+        let files = ChunkFiles::open(chunk_dir)?;
+        let open: Box<[RwLock<OpenChunks>]> = (0..OPEN_SHARDS).map(|_| RwLock::new(BTreeMap::new())).collect();
+        let mut rebuilt = 0usize;
+        for f in files.scan()? {
+            if f.flags != FLAG_OPEN {
+                continue;
+            }
+            let p = Pointer {
+                window: f.window,
+                generation: f.generation,
+                offset: f.offset,
+                len: f.len as usize,
+                min_t: f.min_t,
+            };
+            open[f.sref as usize % OPEN_SHARDS].write().insert((f.sref, flip(f.max_t)), p);
+            rebuilt += 1;
+        }
+        if rebuilt > 0 {
+            tracing::info!(chunks = rebuilt, "Rebuilt open-window chunk references from chunk files.");
+        }
         Ok(Disk {
-            files: ChunkFiles::open(chunk_dir)?,
-            series: db.open_tree("series")?,
-            postings: db.open_tree("postings")?,
+            files,
+            open,
+            series: db.open_tree("series_batches")?,
+            postings: db.open_tree("postings_batches")?,
+            state: db.open_tree("state")?,
+            catalog: Default::default(),
             chunks: db.open_tree("chunks")?,
-            heads: db.open_tree("heads")?,
             db,
         })
     }
 
-    pub fn put_series(&self, sref: u64, min_t: i64, max_t: i64, labels: &[u8]) -> Result<(), StoreError> {
-        let mut v = Vec::with_capacity(16 + labels.len());
-        v.extend_from_slice(&min_t.to_le_bytes());
-        v.extend_from_slice(&max_t.to_le_bytes());
-        v.extend_from_slice(labels);
-        self.series.insert(sref.to_be_bytes(), v)?;
-        Ok(())
-    }
-
-    /// Writes a new series with its postings.
-    pub fn create_series(&self, sref: u64, labels: &[u8]) -> Result<(), StoreError> {
-        self.put_series(sref, i64::MAX, i64::MIN, labels)?;
-        for k in posting_keys(sref, labels) {
-            self.postings.insert(k, &[])?;
-        }
-        Ok(())
-    }
-
-    /// Updates only the time range of an existing series row.
-    pub fn set_series_range(&self, sref: u64, min_t: i64, max_t: i64) -> Result<(), StoreError> {
-        if let Some(old) = self.series.get(sref.to_be_bytes())? {
-            let labels = old.get(16..).ok_or_else(|| corrupt("short series row"))?;
-            self.put_series(sref, min_t, max_t, labels)?;
-        }
-        Ok(())
-    }
-
-    /// Removes a series completely: row, postings, head snapshot and chunks.
-    pub fn remove_series(&self, sref: u64, labels: &[u8]) -> Result<u64, StoreError> {
-        for k in posting_keys(sref, labels) {
-            self.postings.remove(k)?;
-        }
-        self.heads.remove(sref.to_be_bytes())?;
+    /// Removes a series' chunks (sled pointers and open-window chunks); returns how many.
+    pub fn remove_series_chunks(&self, sref: u64) -> Result<u64, StoreError> {
         let mut n = 0;
         for kv in self.chunks.scan_prefix(sref.to_be_bytes()) {
             let (k, _) = kv?;
             self.chunks.remove(k)?;
             n += 1;
         }
-        self.series.remove(sref.to_be_bytes())?;
+        let mut open = self.open_shard(sref).write();
+        let keys: Vec<(u64, u64)> = open.range((sref, 0)..=(sref, u64::MAX)).map(|(k, _)| *k).collect();
+        for k in keys {
+            open.remove(&k);
+            n += 1;
+        }
         Ok(n)
-    }
-
-    pub fn load_series(&self) -> Result<Vec<SeriesRow>, StoreError> {
-        let mut out = Vec::new();
-        for kv in self.series.iter() {
-            let (k, v) = kv?;
-            let sref = u64::from_be_bytes(k.as_ref().try_into().map_err(|_| corrupt("series key"))?);
-            let num = |i: usize| {
-                v.get(i..i + 8)
-                    .and_then(|s| s.try_into().ok())
-                    .map(i64::from_le_bytes)
-                    .ok_or_else(|| corrupt("series row"))
-            };
-            out.push(SeriesRow { sref, min_t: num(0)?, max_t: num(8)?, labels: v[16..].to_vec() });
-        }
-        Ok(out)
-    }
-
-    /// Postings rows on disk for `(name, value)` (for fsck and tests).
-    pub fn postings_for(&self, name: &str, value: &str) -> Result<Vec<u64>, StoreError> {
-        let mut prefix = Vec::new();
-        put_uvarint(&mut prefix, name.len() as u64);
-        prefix.extend_from_slice(name.as_bytes());
-        put_uvarint(&mut prefix, value.len() as u64);
-        prefix.extend_from_slice(value.as_bytes());
-        let mut out = Vec::new();
-        for kv in self.postings.scan_prefix(&prefix) {
-            let (k, _) = kv?;
-            if k.len() == prefix.len() + 8 {
-                out.push(u64::from_be_bytes(k[prefix.len()..].try_into().map_err(|_| corrupt("postings key"))?));
-            }
-        }
-        Ok(out)
-    }
-
-    /// True when the postings row for `(name, value, sref)` exists.
-    pub fn has_posting(&self, sref: u64, name: &str, value: &str) -> Result<bool, StoreError> {
-        let mut enc = Vec::new();
-        super::index::encode_labels(&[crowsnest_wire::Label::new(name, value)], &mut enc);
-        let key = posting_keys(sref, &enc).pop().unwrap_or_default();
-        Ok(self.postings.contains_key(key)?)
     }
 
     /// Stores a closed chunk: payload into its window's file, pointer into sled.
@@ -248,31 +220,60 @@ impl Disk {
         self.put_chunk_inner(sref, max_t, bytes, true)
     }
 
+    fn open_shard(&self, sref: u64) -> &RwLock<OpenChunks> {
+        &self.open[sref as usize % OPEN_SHARDS]
+    }
+
     fn put_chunk_inner(&self, sref: u64, max_t: i64, bytes: &[u8], seal: bool) -> Result<(), StoreError> {
         let window = window_of(max_t);
         let min_t = chunk::min_t_unchecked(bytes).unwrap_or(max_t);
-        let r = self.files.append(window, bytes, seal, |generation, off| {
-            self.chunks.insert(chunk_key(sref, max_t), encode_pointer(window, generation, off, bytes.len(), min_t))
-        })?;
-        r?;
+        let len = bytes.len();
+        if seal {
+            let r = self.files.append(window, sref, bytes, true, |generation, offset| {
+                self.chunks.insert(chunk_key(sref, max_t), encode_pointer(window, generation, offset, len, min_t))
+            })?;
+            r?;
+            // The sled pointer replaces an open chunk stored under the same key.
+            self.open_shard(sref).write().remove(&(sref, flip(max_t)));
+        } else {
+            self.files.append(window, sref, bytes, false, |generation, offset| {
+                let p = Pointer { window, generation, offset, len, min_t };
+                self.open_shard(sref).write().insert((sref, flip(max_t)), p);
+            })?;
+        }
         Ok(())
+    }
+
+    fn read_pointer(&self, p: &Pointer) -> Result<Vec<u8>, StoreError> {
+        Ok(self.files.read(p.window, p.generation, p.offset, p.len)?)
     }
 
     /// The chunk bytes behind an index value (reading the payload file for pointers).
     pub fn resolve(&self, v: &[u8]) -> Result<Vec<u8>, StoreError> {
         match decode_pointer(v) {
-            Some(p) => Ok(self.files.read(p.window, p.generation, p.offset, p.len)?),
+            Some(p) => self.read_pointer(&p),
             None => Ok(v.to_vec()),
         }
     }
 
+    /// Removes a chunk's pointer (sled or open-window map).
     pub fn remove_chunk(&self, key: &[u8]) -> Result<(), StoreError> {
+        let k = key_parts(key)?;
+        self.open_shard(k.0).write().remove(&k);
         self.chunks.remove(key)?;
         Ok(())
     }
 
+    /// Open-window pointers of `sref` with keys in `[lo, hi]`.
+    fn open_range(&self, sref: u64, lo: u64, hi: u64) -> Vec<((u64, u64), Pointer)> {
+        if lo > hi {
+            return Vec::new();
+        }
+        self.open_shard(sref).read().range((sref, lo)..=(sref, hi)).map(|(k, p)| (*k, *p)).collect()
+    }
+
     /// Chunks of `sref` that may overlap `[start, end]` (by their end time and start time, checksum
-    /// not yet verified), in end-time order.
+    /// not yet verified); sealed blocks first, each group in end-time order.
     pub fn chunks_overlapping(&self, sref: u64, start: i64, end: i64) -> Result<Vec<Vec<u8>>, StoreError> {
         let lo = chunk_key(sref, start);
         let hi = chunk_key(sref, end.saturating_add(BLOCK_WINDOW_MS));
@@ -283,18 +284,46 @@ impl Disk {
                 out.push(self.resolve(&v)?);
             }
         }
+        for (_, p) in self.open_range(sref, flip(start), flip(end.saturating_add(BLOCK_WINDOW_MS))) {
+            if p.min_t <= end {
+                out.push(self.read_pointer(&p)?);
+            }
+        }
         Ok(out)
     }
 
-    /// Chunks of `sref` whose end time is in `[lo, hi)`, with their keys.
-    pub fn chunks_ending_in(&self, sref: u64, lo: i64, hi: i64) -> Result<Vec<(sled::IVec, Vec<u8>)>, StoreError> {
+    /// Chunks of `sref` whose end time is in `[lo, hi)`, with their keys (sled and open-window).
+    pub fn chunks_ending_in(&self, sref: u64, lo: i64, hi: i64) -> Result<Vec<KeyedChunk>, StoreError> {
         let mut out = Vec::new();
         for kv in self.chunks.range(chunk_key(sref, lo)..chunk_key(sref, hi)) {
             let (k, v) = kv?;
-            let bytes = self.resolve(&v)?;
-            out.push((k, bytes));
+            let key: [u8; 16] = k.as_ref().try_into().map_err(|_| corrupt("chunk key"))?;
+            out.push((key, self.resolve(&v)?));
+        }
+        if hi > lo {
+            for (k, p) in self.open_range(sref, flip(lo), flip(hi) - 1) {
+                out.push((key_bytes(k), self.read_pointer(&p)?));
+            }
         }
         Ok(out)
+    }
+
+    /// Drops open-window pointers into file generations that were deleted (`(window, up to
+    /// generation)`); returns how many there were. Compaction removes them before a generation is
+    /// retired, so finding any means a chunk was missed; they could not be read anyway.
+    pub fn forget_deleted(&self, deleted: &[(i64, u32)]) -> usize {
+        if deleted.is_empty() {
+            return 0;
+        }
+        let mut n = 0;
+        for shard in self.open.iter() {
+            shard.write().retain(|_, p| {
+                let gone = deleted.iter().any(|(w, g)| p.window == *w && p.generation <= *g);
+                n += usize::from(gone);
+                !gone
+            });
+        }
+        n
     }
 
     /// Deletes the chunks of `sref` that end before `cutoff` (a key range: no value is read);
@@ -304,6 +333,14 @@ impl Disk {
         for kv in self.chunks.range(chunk_key(sref, i64::MIN)..chunk_key(sref, cutoff)) {
             self.chunks.remove(kv?.0)?;
             dropped += 1;
+        }
+        {
+            let mut open = self.open_shard(sref).write();
+            let keys: Vec<(u64, u64)> = open.range((sref, 0)..(sref, flip(cutoff))).map(|(k, _)| *k).collect();
+            for k in keys {
+                open.remove(&k);
+                dropped += 1;
+            }
         }
         // Chunks start at most one window before they end: look that far for the earliest start.
         let mut first: Option<i64> = None;
@@ -318,31 +355,38 @@ impl Disk {
             first = Some(first.map_or(min_t, |f: i64| f.min(min_t)));
             limit = limit.min(max_t.saturating_add(BLOCK_WINDOW_MS));
         }
+        let open_first =
+            self.open_shard(sref).read().range((sref, flip(cutoff))..=(sref, u64::MAX)).map(|(_, p)| p.min_t).min();
+        if let Some(m) = open_first {
+            first = Some(first.map_or(m, |f: i64| f.min(m)));
+        }
         Ok((dropped, first))
     }
 
-    pub fn put_head(&self, sref: u64, snapshot: &[u8]) -> Result<(), StoreError> {
-        self.heads.insert(sref.to_be_bytes(), snapshot)?;
-        Ok(())
+    /// Number of chunk pointers in sled (compacted blocks of sealed windows).
+    pub fn sled_chunk_count(&self) -> usize {
+        self.chunks.len()
     }
 
-    pub fn remove_head(&self, sref: u64) -> Result<(), StoreError> {
-        self.heads.remove(sref.to_be_bytes())?;
-        Ok(())
+    /// Number of stored chunks (sled pointers and open-window chunks).
+    pub fn chunk_count(&self) -> usize {
+        self.chunks.len() + self.open.iter().map(|s| s.read().len()).sum::<usize>()
     }
 
-    pub fn load_heads(&self) -> Result<Vec<(u64, sled::IVec)>, StoreError> {
-        let mut out = Vec::new();
-        for kv in self.heads.iter() {
+    /// Every stored chunk as (series ref, payload or read error), for fsck and tests.
+    pub fn for_each_chunk(&self, mut f: impl FnMut(u64, Result<Vec<u8>, StoreError>)) -> Result<(), StoreError> {
+        for kv in self.chunks.iter() {
             let (k, v) = kv?;
-            out.push((u64::from_be_bytes(k.as_ref().try_into().map_err(|_| corrupt("head key"))?), v));
+            let sref = key_parts(&k).map(|p| p.0).unwrap_or(u64::MAX);
+            f(sref, self.resolve(&v));
         }
-        Ok(out)
-    }
-
-    /// Every chunk key and value (fsck, startup counting).
-    pub fn chunks_iter(&self) -> sled::Iter {
-        self.chunks.iter()
+        for shard in self.open.iter() {
+            let list: Vec<((u64, u64), Pointer)> = shard.read().iter().map(|(k, p)| (*k, *p)).collect();
+            for ((sref, _), p) in list {
+                f(sref, self.read_pointer(&p));
+            }
+        }
+        Ok(())
     }
 
     /// Makes every chunk file write and then every sled write durable (in that order, so no

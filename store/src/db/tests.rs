@@ -10,23 +10,23 @@ use crowsnest_wire::{Label, Labels, MatchOp, Matcher, Sample, TimeSeries};
 
 use super::*;
 
-fn cfg(dir: &std::path::Path) -> StoreConfig {
+pub(super) fn cfg(dir: &std::path::Path) -> StoreConfig {
     StoreConfig { data_dir: dir.to_path_buf(), ..Default::default() }
 }
 
-fn ts(pairs: &[(&str, &str)], samples: &[(i64, f64)]) -> TimeSeries {
+pub(super) fn ts(pairs: &[(&str, &str)], samples: &[(i64, f64)]) -> TimeSeries {
     TimeSeries {
         labels: Labels::from_pairs(pairs.iter().copied()).into_vec(),
         samples: samples.iter().map(|(t, v)| Sample::new(*t, *v)).collect(),
     }
 }
 
-fn open(c: StoreConfig) -> (Db, SharedRegistry) {
+pub(super) fn open(c: StoreConfig) -> (Db, SharedRegistry) {
     let reg = new_registry();
     (Db::open(c, &reg).expect("open"), reg)
 }
 
-fn select_all(db: &Db, name: &str, start: i64, end: i64) -> Vec<(Labels, Vec<(i64, u64)>)> {
+pub(super) fn select_all(db: &Db, name: &str, start: i64, end: i64) -> Vec<(Labels, Vec<(i64, u64)>)> {
     db.select(&[Matcher::equal("__name__", name)], start, end)
         .expect("select")
         .map(|r| {
@@ -36,7 +36,7 @@ fn select_all(db: &Db, name: &str, start: i64, end: i64) -> Vec<(Labels, Vec<(i6
         .collect()
 }
 
-fn bits(v: &[(i64, f64)]) -> Vec<(i64, u64)> {
+pub(super) fn bits(v: &[(i64, f64)]) -> Vec<(i64, u64)> {
     v.iter().map(|(t, x)| (*t, x.to_bits())).collect()
 }
 
@@ -245,9 +245,18 @@ fn metrics_are_registered() {
         "crowsnest_store_chunks ",
         "crowsnest_store_wal_fsync_duration_seconds_bucket",
         "crowsnest_store_disk_bytes ",
+        "crowsnest_store_disk_free_bytes ",
+        "crowsnest_store_disk_total_bytes ",
     ] {
         assert!(text.contains(name), "{name} missing in\n{text}");
     }
+    let gauge = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("{name} missing"))
+    };
+    let (free, total) = (gauge("crowsnest_store_disk_free_bytes"), gauge("crowsnest_store_disk_total_bytes"));
+    assert!(total > 0 && free <= total, "free {free} total {total}");
 }
 
 #[test]
@@ -322,9 +331,16 @@ fn corrupt_chunk_is_detected_on_read_and_by_fsck() {
     db.append(vec![ts(&[("__name__", "x")], &samples)]).expect("a");
     db.flush().expect("flush");
     assert!(db.fsck().expect("fsck").is_clean());
-    let (k, v) = db.engine.disk.chunks_iter().next().expect("a chunk").expect("read");
-    let sref = u64::from_be_bytes(k[..8].try_into().expect("key"));
-    let v = db.engine.disk.resolve(&v).expect("payload");
+    let mut first: Option<(u64, Vec<u8>)> = None;
+    db.engine
+        .disk
+        .for_each_chunk(|sref, b| {
+            if first.is_none() {
+                first = Some((sref, b.expect("payload")));
+            }
+        })
+        .expect("chunks");
+    let (sref, v) = first.expect("a chunk");
     let meta = chunk::meta(&v).expect("valid before");
     let mut bad = v.clone();
     let last = bad.len() - 1;
