@@ -101,6 +101,22 @@ impl Outbox {
     pub fn pending_samples(&self) -> u64 {
         self.queue.lock().pending_samples()
     }
+
+    /// Test helper: takes every queued request off the queue, oldest first.
+    #[cfg(test)]
+    pub(crate) fn drain_requests(&self) -> Vec<WriteRequest> {
+        let mut q = self.queue.lock();
+        let mut out = Vec::new();
+        while let Ok(Some(r)) = q.peek() {
+            if let Ok(w) = WriteRequest::decode_snappy(&r.payload, 1 << 26) {
+                out.push(w);
+            }
+            if q.ack(r.pos).is_err() {
+                break;
+            }
+        }
+        out
+    }
 }
 
 /// Sends queued records until `shutdown`. Records stay on disk when it stops.

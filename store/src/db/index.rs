@@ -43,14 +43,18 @@ pub fn decode_labels(b: &[u8]) -> Labels {
 
 /// True when `labels` encode to exactly `enc` (compared without allocating).
 pub fn labels_eq_encoded(labels: &[Label], enc: &[u8]) -> bool {
-    let mut it = iter_encoded(enc);
+    // Byte comparison without UTF-8 re-validation: this runs for every series of every write.
+    let mut r = ByteReader::new(enc);
+    let mut field = |want: &str| match r.uvarint() {
+        Some(n) if n == want.len() as u64 => r.take(want.len()) == Some(want.as_bytes()),
+        _ => false,
+    };
     for l in labels {
-        match it.next() {
-            Some((n, v)) if n == l.name && v == l.value => {}
-            _ => return false,
+        if !field(&l.name) || !field(&l.value) {
+            return false;
         }
     }
-    it.next().is_none()
+    r.is_empty()
 }
 
 /// A fast non-cryptographic hash of a label set (FxHash-style multiply-rotate over 8-byte words).
@@ -255,6 +259,17 @@ mod tests {
         let other = Labels::from_pairs([("__name__", "up")]);
         assert!(!labels_eq_encoded(other.as_slice(), &e));
         assert_ne!(hash_labels(l.as_slice()), hash_labels(other.as_slice()));
+        // Same lengths, different bytes; a longer set; a value that is a prefix.
+        for different in [
+            Labels::from_pairs([("__name__", "up"), ("job", "e\u{301}")]),
+            Labels::from_pairs([("__name__", "up"), ("jox", "é")]),
+            Labels::from_pairs([("__name__", "up"), ("job", "é"), ("z", "1")]),
+            Labels::from_pairs([("__name__", "u"), ("job", "é")]),
+        ] {
+            assert!(!labels_eq_encoded(different.as_slice(), &e), "{different:?}");
+        }
+        assert!(!labels_eq_encoded(l.as_slice(), &e[..e.len() - 1]), "truncated encoding");
+        assert!(labels_eq_encoded(&[], &[]));
     }
 
     #[test]
