@@ -174,7 +174,9 @@ mod tests {
 
     #[test]
     fn up_points_defaults_at_its_own_listener_but_keeps_explicit_values() {
-        let mut c = Config::parse("listen: 127.0.0.1:9555\ndata_dir: /tmp/x\nalerter:\n  query_url: http://127.0.0.1:8428\n").unwrap();
+        let mut c =
+            Config::parse("listen: 127.0.0.1:9555\ndata_dir: /tmp/x\nalerter:\n  query_url: http://127.0.0.1:8428\n")
+                .unwrap();
         c.wire_up_defaults();
         assert_eq!(c.collector.remote_write.url, "http://127.0.0.1:9555/api/v1/write");
         assert_eq!(c.alerter.query_url, "http://127.0.0.1:8428");

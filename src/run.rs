@@ -221,7 +221,8 @@ async fn up(server: ServerArgs, rules: RuleArgs) -> anyhow::Result<()> {
             .await
     });
     let collector_ready = Readiness::new(false);
-    let collector_run = crowsnest_collector::run(cfg.collector.clone(), registry.clone(), collector_ready, shutdown.clone());
+    let collector_run =
+        crowsnest_collector::run(cfg.collector.clone(), registry.clone(), collector_ready, shutdown.clone());
     let collector = tokio::spawn(async move {
         // The store and alerter keep serving if the collector cannot start (e.g. a bad target).
         if let Err(e) = collector_run.await {

@@ -13,7 +13,8 @@ fn up_starts_without_config_and_answers_buildinfo() {
     let dir = tempfile::tempdir().unwrap();
     let addr = free_addr();
     let data = dir.path().join("data");
-    let _up = Proc::crowsnest("up", &["up", "--listen", &addr.to_string(), "--data-dir", data.to_str().unwrap()], dir.path());
+    let _up =
+        Proc::crowsnest("up", &["up", "--listen", &addr.to_string(), "--data-dir", data.to_str().unwrap()], dir.path());
     let base = format!("http://{addr}");
     assert!(wait_http_ok(&format!("{base}/ready"), Duration::from_secs(30)), "up did not become ready");
     let (status, body) = http_get(&format!("{base}/api/v1/status/buildinfo")).unwrap();
@@ -28,7 +29,10 @@ fn up_starts_without_config_and_answers_buildinfo() {
 
     let ok = Command::new(crowsnest_bin()).args(["healthcheck", &format!("{base}/ready")]).output().unwrap();
     assert!(ok.status.success());
-    let bad = Command::new(crowsnest_bin()).args(["healthcheck", "--timeout", "1", &format!("http://{}/ready", free_addr())]).output().unwrap();
+    let bad = Command::new(crowsnest_bin())
+        .args(["healthcheck", "--timeout", "1", &format!("http://{}/ready", free_addr())])
+        .output()
+        .unwrap();
     assert_eq!(bad.status.code(), Some(1));
     let line = String::from_utf8_lossy(&bad.stdout);
     assert!(line.starts_with("unhealthy: ") && line.trim().lines().count() == 1, "{line}");

@@ -66,7 +66,12 @@ pub fn generate(a: &GenerateArgs) -> anyhow::Result<Manifest> {
         bail!("hosts, connections and batch must be positive");
     }
     std::fs::create_dir_all(&a.dir)?;
-    let w = Workload { series_per_host: a.series_per_host, interval_ms: a.interval_ms, jitter_ms: a.jitter_ms, seed: a.seed };
+    let w = Workload {
+        series_per_host: a.series_per_host,
+        interval_ms: a.interval_ms,
+        jitter_ms: a.jitter_ms,
+        seed: a.seed,
+    };
     let now = chrono::Utc::now().timestamp_millis();
     let slots = ((a.hours * 3_600_000.0) as i64 / a.interval_ms).max(1);
     let start_ms = (now - slots * a.interval_ms) / a.interval_ms * a.interval_ms;
@@ -173,7 +178,8 @@ fn read_shard(path: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
 
 pub async fn ingest(a: &IngestArgs) -> anyhow::Result<IngestResult> {
     let m: Manifest = serde_json::from_slice(&std::fs::read(a.dir.join("manifest.json"))?)?;
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).pool_max_idle_per_host(m.connections).build()?;
+    let client =
+        reqwest::Client::builder().timeout(Duration::from_secs(60)).pool_max_idle_per_host(m.connections).build()?;
     let sampler = a.pid.map(ProcSampler::start);
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -206,7 +212,10 @@ pub async fn ingest(a: &IngestArgs) -> anyhow::Result<IngestResult> {
                             if failed < 3 {
                                 let status = resp.status();
                                 let text = resp.text().await.unwrap_or_default();
-                                eprintln!("bench: request failed: {status} {}", text.chars().take(300).collect::<String>());
+                                eprintln!(
+                                    "bench: request failed: {status} {}",
+                                    text.chars().take(300).collect::<String>()
+                                );
                             }
                             failed += 1;
                             break;

@@ -69,6 +69,10 @@ impl ProcSampler {
         self.stop.store(true, Ordering::Relaxed);
         let _ = self.thread.join();
         let end_rss = rss_bytes(self.pid);
-        ProcUsage { cpu_seconds: cpu_seconds(self.pid) - self.cpu_start, peak_rss: self.peak.load(Ordering::Relaxed).max(end_rss), end_rss }
+        ProcUsage {
+            cpu_seconds: cpu_seconds(self.pid) - self.cpu_start,
+            peak_rss: self.peak.load(Ordering::Relaxed).max(end_rss),
+            end_rss,
+        }
     }
 }

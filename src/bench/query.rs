@@ -54,14 +54,50 @@ pub struct QueryResult {
 
 /// The query set (issue 3's list of typical dashboard queries).
 pub fn query_set() -> Vec<BenchQuery> {
-    let q = |id: &str, what: &str, query: &str, range_s: i64, step_s: i64| BenchQuery { id: id.into(), what: what.into(), query: query.into(), range_s, step_s };
+    let q = |id: &str, what: &str, query: &str, range_s: i64, step_s: i64| BenchQuery {
+        id: id.into(),
+        what: what.into(),
+        query: query.into(),
+        range_s,
+        step_s,
+    };
     vec![
         q("Q1", "one series, 1h", r#"node_load1{instance="host-001"}"#, 3600, 15),
-        q("Q2", "rate of one series over 24h", r#"rate(node_network_receive_bytes_total{instance="host-001",device="eth0"}[5m])"#, 86400, 60),
-        q("Q3", "sum by of rate, many series, 24h", r#"sum by (mode) (rate(node_cpu_seconds_total{instance=~"host-00[0-4]"}[5m]))"#, 86400, 300),
-        q("Q4", "sum by instance of rate, all hosts, 1h", r#"sum by (instance) (rate(node_cpu_seconds_total{mode!="idle"}[5m]))"#, 3600, 15),
-        q("Q5", "histogram_quantile of sum by le of rate, 6h", r#"histogram_quantile(0.9, sum by (le) (rate(http_request_duration_seconds_bucket[5m])))"#, 21600, 60),
-        q("Q6", "topk of max_over_time, 24h", r#"topk(5, max_over_time(container_memory_working_set_bytes[1h]))"#, 86400, 3600),
+        q(
+            "Q2",
+            "rate of one series over 24h",
+            r#"rate(node_network_receive_bytes_total{instance="host-001",device="eth0"}[5m])"#,
+            86400,
+            60,
+        ),
+        q(
+            "Q3",
+            "sum by of rate, many series, 24h",
+            r#"sum by (mode) (rate(node_cpu_seconds_total{instance=~"host-00[0-4]"}[5m]))"#,
+            86400,
+            300,
+        ),
+        q(
+            "Q4",
+            "sum by instance of rate, all hosts, 1h",
+            r#"sum by (instance) (rate(node_cpu_seconds_total{mode!="idle"}[5m]))"#,
+            3600,
+            15,
+        ),
+        q(
+            "Q5",
+            "histogram_quantile of sum by le of rate, 6h",
+            r#"histogram_quantile(0.9, sum by (le) (rate(http_request_duration_seconds_bucket[5m])))"#,
+            21600,
+            60,
+        ),
+        q(
+            "Q6",
+            "topk of max_over_time, 24h",
+            r#"topk(5, max_over_time(container_memory_working_set_bytes[1h]))"#,
+            86400,
+            3600,
+        ),
         q("Q7", "label values", "/api/v1/label/instance/values", 0, 0),
     ]
 }
@@ -75,7 +111,8 @@ fn count(data: &QueryData) -> (usize, usize) {
 }
 
 pub async fn run(a: &QueryArgs) -> anyhow::Result<Vec<QueryResult>> {
-    let m: Manifest = serde_json::from_slice(&std::fs::read(a.dir.join("manifest.json")).context("reading manifest.json")?)?;
+    let m: Manifest =
+        serde_json::from_slice(&std::fs::read(a.dir.join("manifest.json")).context("reading manifest.json")?)?;
     let client = reqwest::Client::builder().timeout(Duration::from_secs(120)).build()?;
     let base = a.url.trim_end_matches('/');
     let end_s = m.end_ms / 1000;
@@ -89,12 +126,21 @@ pub async fn run(a: &QueryArgs) -> anyhow::Result<Vec<QueryResult>> {
             let resp = if bq.query.starts_with('/') {
                 let start = (end_s - 86400).to_string();
                 let end = end_s.to_string();
-                client.get(format!("{base}{}", bq.query)).query(&[("start", start.as_str()), ("end", end.as_str())]).send().await
+                client
+                    .get(format!("{base}{}", bq.query))
+                    .query(&[("start", start.as_str()), ("end", end.as_str())])
+                    .send()
+                    .await
             } else {
                 let start = (end_s - bq.range_s).to_string();
                 let end = end_s.to_string();
                 let step = bq.step_s.to_string();
-                let form = [("query", bq.query.as_str()), ("start", start.as_str()), ("end", end.as_str()), ("step", step.as_str())];
+                let form = [
+                    ("query", bq.query.as_str()),
+                    ("start", start.as_str()),
+                    ("end", end.as_str()),
+                    ("step", step.as_str()),
+                ];
                 client.post(format!("{base}/api/v1/query_range")).form(&form).send().await
             };
             let body = match resp {
@@ -129,7 +175,15 @@ pub async fn run(a: &QueryArgs) -> anyhow::Result<Vec<QueryResult>> {
         }
         lat.sort_by(f64::total_cmp);
         let pct = |p: f64| if lat.is_empty() { f64::NAN } else { lat[((lat.len() - 1) as f64 * p).round() as usize] };
-        results.push(QueryResult { id: bq.id, what: bq.what, p50_ms: pct(0.5), p99_ms: pct(0.99), series: shape.0, points: shape.1, error });
+        results.push(QueryResult {
+            id: bq.id,
+            what: bq.what,
+            p50_ms: pct(0.5),
+            p99_ms: pct(0.99),
+            series: shape.0,
+            points: shape.1,
+            error,
+        });
     }
     let json = serde_json::to_string_pretty(&results)?;
     if let Some(out) = &a.out {

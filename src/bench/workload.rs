@@ -56,6 +56,9 @@ impl GenSeries {
     }
 }
 
+/// Extra (name, value) labels of a generated series.
+type ExtraLabels = Vec<(&'static str, String)>;
+
 /// Parameters of a workload.
 #[derive(Debug, Clone)]
 pub struct Workload {
@@ -89,19 +92,37 @@ impl Workload {
                 ));
             }
         }
-        for (i, m) in ["MemTotal", "MemFree", "MemAvailable", "Buffers", "Cached", "Active", "Inactive", "Dirty", "Slab", "Shmem"].iter().enumerate() {
-            let shape = if i == 0 { Shape::Constant(16.0 * 1024.0 * 1024.0 * 1024.0) } else { Shape::Gauge { base: 2e9 + i as f64 * 1e8, spread: 1e8, quantum: 4096.0 } };
+        for (i, m) in
+            ["MemTotal", "MemFree", "MemAvailable", "Buffers", "Cached", "Active", "Inactive", "Dirty", "Slab", "Shmem"]
+                .iter()
+                .enumerate()
+        {
+            let shape = if i == 0 {
+                Shape::Constant(16.0 * 1024.0 * 1024.0 * 1024.0)
+            } else {
+                Shape::Gauge { base: 2e9 + i as f64 * 1e8, spread: 1e8, quantum: 4096.0 }
+            };
             defs.push((labels(&format!("node_memory_{m}_bytes"), &host, &[]), shape));
         }
         for (d, mp) in [("sda1", "/"), ("sdb1", "/var"), ("sdc1", "/data"), ("tmpfs", "/run")] {
             let ex = [("device", d.to_string()), ("fstype", "ext4".to_string()), ("mountpoint", mp.to_string())];
             defs.push((labels("node_filesystem_size_bytes", &host, &ex), Shape::Constant(1e11)));
-            defs.push((labels("node_filesystem_avail_bytes", &host, &ex), Shape::Gauge { base: 5e10, spread: 1e9, quantum: 4096.0 }));
+            defs.push((
+                labels("node_filesystem_avail_bytes", &host, &ex),
+                Shape::Gauge { base: 5e10, spread: 1e9, quantum: 4096.0 },
+            ));
             defs.push((labels("node_filesystem_files", &host, &ex), Shape::Constant(6_553_600.0)));
             defs.push((labels("node_filesystem_readonly", &host, &ex), Shape::Constant(0.0)));
         }
         for nic in ["eth0", "eth1"] {
-            for (m, rate) in [("receive_bytes", 50_000.0), ("transmit_bytes", 30_000.0), ("receive_packets", 80.0), ("transmit_packets", 60.0), ("receive_errs", 0.0), ("transmit_drop", 0.0)] {
+            for (m, rate) in [
+                ("receive_bytes", 50_000.0),
+                ("transmit_bytes", 30_000.0),
+                ("receive_packets", 80.0),
+                ("transmit_packets", 60.0),
+                ("receive_errs", 0.0),
+                ("transmit_drop", 0.0),
+            ] {
                 defs.push((
                     labels(&format!("node_network_{m}_total"), &host, &[("device", nic.to_string())]),
                     if rate == 0.0 { Shape::Constant(0.0) } else { Shape::Counter { rate, decimals: 0, burst: true } },
@@ -109,28 +130,67 @@ impl Workload {
             }
         }
         for l in ["1", "5", "15"] {
-            defs.push((labels(&format!("node_load{l}"), &host, &[]), Shape::Gauge { base: 1.0, spread: 0.8, quantum: 0.01 }));
+            defs.push((
+                labels(&format!("node_load{l}"), &host, &[]),
+                Shape::Gauge { base: 1.0, spread: 0.8, quantum: 0.01 },
+            ));
         }
         // Containers, cAdvisor-style, until the host has its share of series.
         let mut c = 0;
         while defs.len() < self.series_per_host {
             let name = format!("app-{c:02}");
-            let ex = |extra: &[(&'static str, String)]| -> Vec<(&'static str, String)> {
+            let ex = |extra: &[(&'static str, String)]| -> ExtraLabels {
                 let mut v = vec![("name", name.clone()), ("image", format!("registry/app{}:1.{}", c % 5, c % 3))];
                 v.extend(extra.iter().cloned());
                 v
             };
-            let per: Vec<(String, Vec<(&'static str, String)>, Shape)> = vec![
-                ("container_cpu_usage_seconds_total".into(), ex(&[]), Shape::Counter { rate: 0.05, decimals: 3, burst: false }),
-                ("container_cpu_user_seconds_total".into(), ex(&[]), Shape::Counter { rate: 0.04, decimals: 3, burst: false }),
-                ("container_cpu_system_seconds_total".into(), ex(&[]), Shape::Counter { rate: 0.01, decimals: 3, burst: false }),
-                ("container_memory_usage_bytes".into(), ex(&[]), Shape::Gauge { base: 3e8, spread: 5e7, quantum: 4096.0 }),
-                ("container_memory_working_set_bytes".into(), ex(&[]), Shape::Gauge { base: 2e8, spread: 4e7, quantum: 4096.0 }),
+            let per: Vec<(String, ExtraLabels, Shape)> = vec![
+                (
+                    "container_cpu_usage_seconds_total".into(),
+                    ex(&[]),
+                    Shape::Counter { rate: 0.05, decimals: 3, burst: false },
+                ),
+                (
+                    "container_cpu_user_seconds_total".into(),
+                    ex(&[]),
+                    Shape::Counter { rate: 0.04, decimals: 3, burst: false },
+                ),
+                (
+                    "container_cpu_system_seconds_total".into(),
+                    ex(&[]),
+                    Shape::Counter { rate: 0.01, decimals: 3, burst: false },
+                ),
+                (
+                    "container_memory_usage_bytes".into(),
+                    ex(&[]),
+                    Shape::Gauge { base: 3e8, spread: 5e7, quantum: 4096.0 },
+                ),
+                (
+                    "container_memory_working_set_bytes".into(),
+                    ex(&[]),
+                    Shape::Gauge { base: 2e8, spread: 4e7, quantum: 4096.0 },
+                ),
                 ("container_spec_memory_limit_bytes".into(), ex(&[]), Shape::Constant(1073741824.0)),
-                ("container_network_receive_bytes_total".into(), ex(&[("interface", "eth0".into())]), Shape::Counter { rate: 2000.0, decimals: 0, burst: true }),
-                ("container_network_transmit_bytes_total".into(), ex(&[("interface", "eth0".into())]), Shape::Counter { rate: 1500.0, decimals: 0, burst: true }),
-                ("container_fs_reads_bytes_total".into(), ex(&[]), Shape::Counter { rate: 100.0, decimals: 0, burst: true }),
-                ("container_fs_writes_bytes_total".into(), ex(&[]), Shape::Counter { rate: 400.0, decimals: 0, burst: true }),
+                (
+                    "container_network_receive_bytes_total".into(),
+                    ex(&[("interface", "eth0".into())]),
+                    Shape::Counter { rate: 2000.0, decimals: 0, burst: true },
+                ),
+                (
+                    "container_network_transmit_bytes_total".into(),
+                    ex(&[("interface", "eth0".into())]),
+                    Shape::Counter { rate: 1500.0, decimals: 0, burst: true },
+                ),
+                (
+                    "container_fs_reads_bytes_total".into(),
+                    ex(&[]),
+                    Shape::Counter { rate: 100.0, decimals: 0, burst: true },
+                ),
+                (
+                    "container_fs_writes_bytes_total".into(),
+                    ex(&[]),
+                    Shape::Counter { rate: 400.0, decimals: 0, burst: true },
+                ),
                 ("container_pids".into(), ex(&[]), Shape::Gauge { base: 12.0, spread: 2.0, quantum: 1.0 }),
                 ("container_start_time_seconds".into(), ex(&[]), Shape::Constant(1.7e9 + c as f64)),
             ];
@@ -139,7 +199,10 @@ impl Workload {
             }
             for le in ["0.005", "0.01", "0.05", "0.1", "0.5", "1", "5", "+Inf"] {
                 let rate = 5.0 * le.parse::<f64>().map(|x| x.min(1.0)).unwrap_or(1.0) + 0.1;
-                defs.push((labels("http_request_duration_seconds_bucket", &host, &ex(&[("le", le.into())])), Shape::Counter { rate, decimals: 0, burst: false }));
+                defs.push((
+                    labels("http_request_duration_seconds_bucket", &host, &ex(&[("le", le.into())])),
+                    Shape::Counter { rate, decimals: 0, burst: false },
+                ));
             }
             c += 1;
         }
@@ -168,7 +231,10 @@ impl Workload {
     /// One remote_write batch list for one host at one slot: every series one sample.
     pub fn host_slot(&self, series: &mut [GenSeries], ts: i64) -> Vec<TimeSeries> {
         let interval_s = self.interval_ms as f64 / 1000.0;
-        series.iter_mut().map(|s| TimeSeries { labels: s.labels.clone(), samples: vec![Sample::new(ts, s.next(interval_s))] }).collect()
+        series
+            .iter_mut()
+            .map(|s| TimeSeries { labels: s.labels.clone(), samples: vec![Sample::new(ts, s.next(interval_s))] })
+            .collect()
     }
 }
 

@@ -67,7 +67,14 @@ pub struct Envelope<T> {
 
 impl<T> Envelope<T> {
     pub fn success(data: T) -> Self {
-        Envelope { status: Status::Success, data: Some(data), error_type: None, error: None, warnings: vec![], infos: vec![] }
+        Envelope {
+            status: Status::Success,
+            data: Some(data),
+            error_type: None,
+            error: None,
+            warnings: vec![],
+            infos: vec![],
+        }
     }
 
     pub fn with_warnings(mut self, warnings: Vec<String>, infos: Vec<String>) -> Self {
@@ -77,7 +84,14 @@ impl<T> Envelope<T> {
     }
 
     pub fn error(kind: ErrorType, message: impl Into<String>) -> Self {
-        Envelope { status: Status::Error, data: None, error_type: Some(kind), error: Some(message.into()), warnings: vec![], infos: vec![] }
+        Envelope {
+            status: Status::Error,
+            data: None,
+            error_type: Some(kind),
+            error: Some(message.into()),
+            warnings: vec![],
+            infos: vec![],
+        }
     }
 }
 
@@ -88,11 +102,7 @@ pub struct Timestamp(pub i64);
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if self.0 % 1000 == 0 {
-            s.serialize_i64(self.0 / 1000)
-        } else {
-            s.serialize_f64(self.0 as f64 / 1000.0)
-        }
+        if self.0 % 1000 == 0 { s.serialize_i64(self.0 / 1000) } else { s.serialize_f64(self.0 as f64 / 1000.0) }
     }
 }
 
@@ -252,7 +262,10 @@ mod tests {
             r#"{"status":"error","errorType":"bad_data","error":"invalid parameter \"query\""}"#
         );
         let ok = Envelope::success(QueryData::Scalar(Point { t: 4000, v: 2.0 }));
-        assert_eq!(serde_json::to_string(&ok).unwrap(), r#"{"status":"success","data":{"resultType":"scalar","result":[4,"2"]}}"#);
+        assert_eq!(
+            serde_json::to_string(&ok).unwrap(),
+            r#"{"status":"success","data":{"resultType":"scalar","result":[4,"2"]}}"#
+        );
     }
 
     #[test]
@@ -276,7 +289,10 @@ mod tests {
 
     #[test]
     fn query_data_round_trip() {
-        let d = QueryData::Vector(vec![VectorSample { metric: Metric::from([("a".into(), "b".into())]), value: Point { t: 1000, v: 1.5 } }]);
+        let d = QueryData::Vector(vec![VectorSample {
+            metric: Metric::from([("a".into(), "b".into())]),
+            value: Point { t: 1000, v: 1.5 },
+        }]);
         let s = serde_json::to_string(&d).unwrap();
         assert_eq!(s, r#"{"resultType":"vector","result":[{"metric":{"a":"b"},"value":[1,"1.5"]}]}"#);
         assert_eq!(serde_json::from_str::<QueryData>(&s).unwrap(), d);

@@ -7,9 +7,9 @@
 
 use std::collections::HashMap;
 
+use crate::METRIC_NAME;
 use crate::labels::{Label, Labels, is_valid_label_name, is_valid_metric_name};
 use crate::remote::{MetricMetadata, MetricType};
-use crate::METRIC_NAME;
 
 /// Which dialect to parse. They differ in timestamps (integer milliseconds vs float seconds),
 /// the `# EOF` terminator, `# UNIT`, and exemplars.
@@ -20,7 +20,8 @@ pub enum Format {
 }
 
 /// The Content-Type Prometheus sends when scraping, preferring OpenMetrics.
-pub const SCRAPE_ACCEPT: &str = "application/openmetrics-text;version=1.0.0;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+pub const SCRAPE_ACCEPT: &str =
+    "application/openmetrics-text;version=1.0.0;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 
 impl Format {
     /// Picks the dialect from a Content-Type header, falling back to sniffing for `# EOF`.
@@ -29,11 +30,7 @@ impl Format {
             return Format::OpenMetrics;
         }
         let tail = body.trim_end();
-        if tail.ends_with("# EOF") {
-            Format::OpenMetrics
-        } else {
-            Format::Prometheus
-        }
+        if tail.ends_with("# EOF") { Format::OpenMetrics } else { Format::Prometheus }
     }
 }
 
@@ -102,7 +99,12 @@ pub fn parse(body: &str, format: Format) -> Exposition {
                 continue;
             }
             let idx = *meta.entry(name.clone()).or_insert_with(|| {
-                out.metadata.push(MetricMetadata { r#type: MetricType::Unknown as i32, metric_family_name: name.clone(), help: String::new(), unit: String::new() });
+                out.metadata.push(MetricMetadata {
+                    r#type: MetricType::Unknown as i32,
+                    metric_family_name: name.clone(),
+                    help: String::new(),
+                    unit: String::new(),
+                });
                 out.metadata.len() - 1
             });
             let m = &mut out.metadata[idx];
@@ -240,7 +242,8 @@ pub fn parse_sample_line(line: &str, format: Format) -> Result<ParsedSample, Str
         Some(t) => Some(match format {
             Format::Prometheus => t.parse::<i64>().map_err(|_| format!("invalid timestamp {t:?}"))?,
             Format::OpenMetrics => {
-                let secs = parse_float(t).filter(|f| f.is_finite()).ok_or_else(|| format!("invalid timestamp {t:?}"))?;
+                let secs =
+                    parse_float(t).filter(|f| f.is_finite()).ok_or_else(|| format!("invalid timestamp {t:?}"))?;
                 (secs * 1000.0).round() as i64
             }
         }),
@@ -342,7 +345,9 @@ mod tests {
 
     #[test]
     fn rejects_bad_lines() {
-        for bad in ["a{b=\"c\" 1", "a{1b=\"c\"} 1", "a{b=c} 1", "a 1 2 3", "a xyz", "{} 1", "a{b=\"1\",b=\"2\"} 1", "a 1 1.5"] {
+        for bad in
+            ["a{b=\"c\" 1", "a{1b=\"c\"} 1", "a{b=c} 1", "a 1 2 3", "a xyz", "{} 1", "a{b=\"1\",b=\"2\"} 1", "a 1 1.5"]
+        {
             assert!(parse_sample_line(bad, Format::Prometheus).is_err(), "{bad}");
         }
     }

@@ -62,11 +62,11 @@ impl Labels {
         v.sort_by(|a, b| a.name.cmp(&b.name));
         let mut out: Vec<Label> = Vec::with_capacity(v.len());
         for l in v {
-            if let Some(last) = out.last_mut() {
-                if last.name == l.name {
-                    *last = l;
-                    continue;
-                }
+            if let Some(last) = out.last_mut()
+                && last.name == l.name
+            {
+                *last = l;
+                continue;
             }
             out.push(l);
         }
@@ -80,10 +80,7 @@ impl Labels {
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .binary_search_by(|l| l.name.as_str().cmp(name))
-            .ok()
-            .map(|i| self.0[i].value.as_str())
+        self.0.binary_search_by(|l| l.name.as_str().cmp(name)).ok().map(|i| self.0[i].value.as_str())
     }
 
     /// The metric name (`__name__`), if any.
@@ -323,7 +320,10 @@ impl Matcher {
             return None;
         }
         let parts: Vec<&str> = self.value.split('|').collect();
-        if parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == ':' || c == '/')) {
+        if parts.iter().all(|p| {
+            !p.is_empty()
+                && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == ':' || c == '/')
+        }) {
             Some(parts.into_iter().map(str::to_string).collect())
         } else {
             None

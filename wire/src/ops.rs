@@ -11,9 +11,8 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use std::sync::Mutex;
 use prometheus_client::registry::Registry;
-
+use std::sync::Mutex;
 
 /// OpenMetrics content type that prometheus-client's text encoder produces.
 pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";

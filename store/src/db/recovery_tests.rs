@@ -1,8 +1,9 @@
 //! Crash-recovery tests of the open-window chunk references (`persist.rs`, `chunkfile.rs`): they
 //! live only in memory and in the chunk files' self-describing records, so a reopen must rebuild
 //! them from the files — after a checkpoint truncated the WAL, after a crash in the middle of a
-//! compaction (old and new file generations side by side, no seal marker), and after a crash
-//! that left a torn record at the end of a chunk file.
+//! compaction (old and new file generations side by side, no seal marker), after a crash
+//! that left a torn record at the end of a chunk file, and after real aborts (child processes)
+//! at random points while checkpoints and compactions run without pause.
 
 use super::chunkfile::RECORD_HEADER;
 use super::tests::{bits, cfg, open, select_all, ts};
@@ -124,4 +125,74 @@ fn torn_chunk_file_tail_is_cut_and_appends_continue() {
     all.extend_from_slice(&b);
     assert_eq!(select_all(&db, "t", i64::MIN, i64::MAX)[0].1, bits(&all));
     assert!(db.fsck().expect("fsck").is_clean());
+}
+
+const CHURN_ENV: &str = "CROWSNEST_STORE_CHURN_CHILD_DIR";
+const CHURN_BATCHES_ENV: &str = "CROWSNEST_STORE_CHURN_BATCHES";
+
+/// One batch of the churn child: 3 series, 100 samples a minute apart, so the data crosses many
+/// 6 h windows and compaction keeps sealing them while appends go on.
+fn churn_batch(b: i64) -> Vec<crowsnest_wire::TimeSeries> {
+    (0..3)
+        .map(|s| {
+            let v: Vec<(i64, f64)> =
+                (0..100).map(|i| ((b * 100 + i) * 60_000 + s, ((b * 100 + i) * (s + 1)) as f64 * 0.5)).collect();
+            ts(&[("__name__", "churn"), ("s", &s.to_string())], &v)
+        })
+        .collect()
+}
+
+/// Child half of `acknowledged_batches_survive_abort_during_checkpoints_and_compaction`: appends
+/// while another thread checkpoints and compacts without pause, then aborts (like `kill -9`),
+/// often in the middle of a seal.
+#[test]
+fn churn_child() {
+    let Ok(dir) = std::env::var(CHURN_ENV) else { return };
+    let n: i64 = std::env::var(CHURN_BATCHES_ENV).ok().and_then(|v| v.parse().ok()).unwrap_or(40);
+    let db = std::sync::Arc::new(open(cfg(std::path::Path::new(&dir))).0);
+    let bg = std::sync::Arc::clone(&db);
+    std::thread::spawn(move || {
+        for _ in 0..100_000 {
+            bg.checkpoint().expect("checkpoint");
+            bg.compact().expect("compact");
+        }
+    });
+    for b in 0..n {
+        db.append(churn_batch(b)).expect("append");
+        println!("ACK {b}");
+    }
+    std::process::abort();
+}
+
+#[test]
+fn acknowledged_batches_survive_abort_during_checkpoints_and_compaction() {
+    let exe = std::env::current_exe().expect("exe");
+    // Different abort points each run (bounded: 3 rounds).
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(7, |d| d.subsec_nanos());
+    for round in 0..3u32 {
+        let d = tempfile::tempdir().expect("tmp");
+        let n = 20 + i64::from((seed >> (round * 4)) % 40);
+        let out = std::process::Command::new(&exe)
+            .args(["--exact", "db::recovery_tests::churn_child", "--nocapture", "--test-threads=1"])
+            .env(CHURN_ENV, d.path())
+            .env(CHURN_BATCHES_ENV, n.to_string())
+            .output()
+            .expect("run child");
+        assert!(!out.status.success(), "child must have aborted");
+        let acked = String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.contains("ACK ")).count() as i64;
+        assert_eq!(acked, n, "stdout: {}", String::from_utf8_lossy(&out.stdout));
+        let (db, _) = open(cfg(d.path()));
+        let got = select_all(&db, "churn", i64::MIN, i64::MAX);
+        for (s, series) in got.iter().enumerate() {
+            let want: Vec<(i64, u64)> = (0..n)
+                .flat_map(churn_batch)
+                .filter(|t| t.labels.iter().any(|l| l.name == "s" && l.value == s.to_string()))
+                .flat_map(|t| t.samples.into_iter().map(|x| (x.timestamp, x.value.to_bits())))
+                .collect();
+            assert_eq!(series.1, want, "round {round}, series {s}, {n} batches");
+        }
+        assert_eq!(got.len(), 3);
+        assert!(db.fsck().expect("fsck").is_clean(), "round {round}");
+        assert!(db.engine.disk.sled_chunk_count() > 0, "compaction sealed windows before the abort");
+    }
 }
