@@ -39,6 +39,9 @@ pub fn window_of(t: i64) -> i64 {
     t.div_euclid(BLOCK_WINDOW_MS)
 }
 
+/// The sled tree of the previous on-disk layout (refused at open).
+const LEGACY_SERIES_TREE: &[u8] = b"series";
+
 /// Marks a chunks-tree value as a pointer into a payload file.
 const POINTER: u8 = 0x10;
 
@@ -161,6 +164,17 @@ impl Disk {
                 r => break r?,
             }
         };
+        // The layout before the series catalog and self-describing chunk records kept one sled
+        // key per series in `series`; its chunk files have no record headers and a scan would
+        // cut them off. Refuse rather than lose data.
+        if db.tree_names().iter().any(|n| n.as_ref() == LEGACY_SERIES_TREE)
+            && !db.open_tree(LEGACY_SERIES_TREE)?.is_empty()
+        {
+            return Err(StoreError::Corrupt(format!(
+                "{} was written by an older store format (per-series sled rows); start with an empty data directory",
+                path.display()
+            )));
+        }
         let files = ChunkFiles::open(chunk_dir)?;
         let open: Box<[RwLock<OpenChunks>]> = (0..OPEN_SHARDS).map(|_| RwLock::new(BTreeMap::new())).collect();
         let mut rebuilt = 0usize;

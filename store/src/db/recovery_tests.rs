@@ -196,3 +196,20 @@ fn acknowledged_batches_survive_abort_during_checkpoints_and_compaction() {
         assert!(db.engine.disk.sled_chunk_count() > 0, "compaction sealed windows before the abort");
     }
 }
+
+#[test]
+fn a_data_dir_in_the_previous_layout_is_refused_not_truncated() {
+    let d = tempfile::tempdir().expect("tmp");
+    {
+        let db = sled::open(d.path().join("index")).expect("sled");
+        db.open_tree("series").expect("tree").insert(16u64.to_be_bytes(), &b"row"[..]).expect("insert");
+        db.flush().expect("flush");
+    }
+    std::fs::create_dir_all(d.path().join("chunks")).expect("dir");
+    let old = d.path().join("chunks").join("w1-g0.dat");
+    std::fs::write(&old, b"payload without record headers").expect("write");
+    let reg = crowsnest_wire::ops::new_registry();
+    let err = super::Db::open(cfg(d.path()), &reg).err().expect("refused");
+    assert!(err.to_string().contains("older store format"), "{err}");
+    assert_eq!(std::fs::read(&old).expect("read"), b"payload without record headers");
+}
