@@ -10,7 +10,8 @@
 //! - `crowsnest_store_series_created_total`: series added to the index.
 //! - `crowsnest_store_head_series`: series with an open head chunk (the active series).
 //! - `crowsnest_store_series`: series in the index (active or not).
-//! - `crowsnest_store_chunks`: closed chunks stored in sled.
+//! - `crowsnest_store_chunks`: closed chunks on disk (compacted blocks with a sled pointer plus
+//!   chunks of open windows referenced from memory).
 //! - `crowsnest_store_chunk_bytes_total` / `crowsnest_store_chunk_samples_total`: bytes and samples
 //!   of chunks written (their ratio is bytes per sample before sled's overhead).
 //! - `crowsnest_store_wal_fsync_duration_seconds`: histogram of WAL `fdatasync` latencies.
