@@ -161,6 +161,13 @@ fn churn_child() {
         db.append(churn_batch(b)).expect("append");
         println!("ACK {b}");
     }
+    // On a loaded machine the background thread may not have sealed a window yet: wait (bounded)
+    // until it has, so the abort lands while checkpoints and compactions keep running over
+    // sealed and unsealed windows alike.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while db.engine.disk.sled_chunk_count() == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     std::process::abort();
 }
 
