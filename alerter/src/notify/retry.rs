@@ -31,6 +31,25 @@ pub enum Attempt {
     },
 }
 
+/// Maps an HTTP receiver's status to an attempt outcome: 2xx delivered; 429 retried after
+/// `Retry-After` (1 s when absent); 5xx retried; any other status is final.
+pub fn classify_http(status: u16, retry_after: Option<Duration>, body: &str) -> Attempt {
+    match status {
+        200..=299 => Attempt::Delivered,
+        429 => Attempt::Retry {
+            reason: FailReason::rate_limited,
+            after: retry_after.or(Some(Duration::from_secs(1))),
+            message: format!("HTTP 429: {body}"),
+        },
+        500..=599 => Attempt::Retry {
+            reason: FailReason::server_error,
+            after: retry_after,
+            message: format!("HTTP {status}: {body}"),
+        },
+        _ => Attempt::Fatal { reason: FailReason::client_error, message: format!("HTTP {status}: {body}") },
+    }
+}
+
 /// The final failure of an attempt series.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Failure {

@@ -192,26 +192,20 @@ fn describe(e: &reqwest::Error) -> String {
     if detail.is_empty() { kind.to_string() } else { format!("{kind}: {detail}") }
 }
 
-/// Maps Slack's answer to an attempt outcome.
+/// Maps Slack's answer to an attempt outcome: a 2xx counts only with Slack's `ok` body (Slack
+/// reports `no_text`, `invalid_payload`, ... with 200 on some paths); other statuses follow the
+/// shared HTTP mapping, and a 429 also holds the webhook's rate limiter until `Retry-After`.
 pub fn classify(status: u16, retry_after: Option<Duration>, body: &str, hold: impl FnOnce(Instant)) -> Attempt {
     match status {
         200 if body == "ok" || body.is_empty() || body.contains("\"ok\":true") => Attempt::Delivered,
         200..=299 => Attempt::Fatal { reason: FailReason::client_error, message: format!("HTTP {status}: {body}") },
-        429 => {
-            let after = retry_after.unwrap_or(Duration::from_secs(1));
-            hold(Instant::now() + after);
-            Attempt::Retry {
-                reason: FailReason::rate_limited,
-                after: Some(after),
-                message: format!("HTTP 429: {body}"),
+        _ => {
+            let outcome = super::retry::classify_http(status, retry_after, body);
+            if let Attempt::Retry { reason: FailReason::rate_limited, after: Some(after), .. } = &outcome {
+                hold(Instant::now() + *after);
             }
+            outcome
         }
-        500..=599 => Attempt::Retry {
-            reason: FailReason::server_error,
-            after: retry_after,
-            message: format!("HTTP {status}: {body}"),
-        },
-        _ => Attempt::Fatal { reason: FailReason::client_error, message: format!("HTTP {status}: {body}") },
     }
 }
 

@@ -119,22 +119,9 @@ impl Webhook {
     }
 }
 
-/// Maps an HTTP status to an attempt outcome.
+/// Maps an HTTP status to an attempt outcome (the shared mapping in [`super::retry`]).
 pub fn classify(status: u16, retry_after: Option<Duration>, body: &str) -> Attempt {
-    match status {
-        200..=299 => Attempt::Delivered,
-        429 => Attempt::Retry {
-            reason: FailReason::rate_limited,
-            after: retry_after.or(Some(Duration::from_secs(1))),
-            message: format!("HTTP 429: {body}"),
-        },
-        500..=599 => Attempt::Retry {
-            reason: FailReason::server_error,
-            after: retry_after,
-            message: format!("HTTP {status}: {body}"),
-        },
-        _ => Attempt::Fatal { reason: FailReason::client_error, message: format!("HTTP {status}: {body}") },
-    }
+    super::retry::classify_http(status, retry_after, body)
 }
 
 #[cfg(test)]
