@@ -32,6 +32,15 @@ pub struct ServerArgs {
     /// Listen address (overrides `listen`).
     #[arg(long, env = "CROWSNEST_LISTEN")]
     pub listen: Option<SocketAddr>,
+    /// PEM certificate chain: serve HTTPS (overrides `web.tls.cert_file`; needs --tls-key-file).
+    #[arg(long, env = "CROWSNEST_TLS_CERT_FILE", value_name = "FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of --tls-cert-file (overrides `web.tls.key_file`).
+    #[arg(long, env = "CROWSNEST_TLS_KEY_FILE", value_name = "FILE")]
+    pub tls_key_file: Option<PathBuf>,
+    /// PEM CA bundle for client certificates (overrides `web.tls.client_ca_file`).
+    #[arg(long, env = "CROWSNEST_TLS_CLIENT_CA_FILE", value_name = "FILE")]
+    pub tls_client_ca_file: Option<PathBuf>,
 }
 
 /// Flags of the commands that evaluate rules.
@@ -84,6 +93,12 @@ pub enum Command {
         /// Seconds to wait for an answer.
         #[arg(long, default_value_t = 5.0)]
         timeout: f64,
+        /// PEM CA bundle to verify an https URL's certificate with (default: system roots).
+        #[arg(long, value_name = "FILE")]
+        ca_file: Option<PathBuf>,
+        /// Accept any certificate of an https URL (self-signed certificates in HEALTHCHECKs).
+        #[arg(long)]
+        insecure: bool,
     },
     /// Load generator and query-latency benchmarks (see BENCHMARKS.md).
     #[command(subcommand)]

@@ -59,6 +59,15 @@ pub struct ImportArgs {
     /// No progress bar.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// File holding a token for a store whose `write` group requires one (sent as Bearer).
+    #[arg(long, value_name = "FILE", requires = "url")]
+    pub bearer_token_file: Option<PathBuf>,
+    /// PEM CA bundle to verify an https store's certificate with (default: system roots).
+    #[arg(long, value_name = "FILE", requires = "url")]
+    pub ca_file: Option<PathBuf>,
+    /// Accept any certificate of an https store (self-signed test setups).
+    #[arg(long, requires = "url")]
+    pub insecure: bool,
 }
 
 /// Runs the import; prints problems to stderr and the summary line to stdout.
@@ -205,7 +214,16 @@ async fn send_remote(
     args: &ImportArgs,
     pb: &ProgressBar,
 ) -> anyhow::Result<ImportSummary> {
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(120)).build()?;
+    let http = crowsnest_web::HttpClientConfig {
+        bearer_token_file: args.bearer_token_file.clone(),
+        tls: crowsnest_web::ClientTlsConfig {
+            ca_file: args.ca_file.clone(),
+            insecure_skip_verify: args.insecure,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let client = http.client_builder()?.timeout(Duration::from_secs(120)).build()?;
     let now = now_ms();
     let mut total = ImportSummary::default();
     for chunk in (Chunks { reader, lines_read: 0 }) {

@@ -3,11 +3,13 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use crowsnest_alerter::service::Alerter;
 use crowsnest_store::service::StoreService;
+use crowsnest_web::{Authenticator, Group, RouteGroups, Secret};
 use crowsnest_wire::ops::{self, Readiness, SharedRegistry};
 use tokio_util::sync::CancellationToken;
 
@@ -45,9 +47,10 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{report}");
             Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
-        Command::Healthcheck { url, timeout } => {
+        Command::Healthcheck { url, timeout, ca_file, insecure } => {
             let timeout = Duration::from_secs_f64(timeout.max(0.001));
-            match runtime()?.block_on(healthcheck::probe(&url, timeout)) {
+            let tls = crowsnest_web::ClientTlsConfig { ca_file, insecure_skip_verify: insecure, ..Default::default() };
+            match runtime()?.block_on(healthcheck::probe(&url, timeout, &tls)) {
                 Ok(()) => Ok(ExitCode::SUCCESS),
                 Err(reason) => {
                     println!("unhealthy: {reason}");
@@ -77,6 +80,16 @@ fn load_config(args: &ServerArgs) -> anyhow::Result<Config> {
     }
     if let Some(l) = args.listen {
         cfg.listen = l;
+    }
+    let tls = &mut cfg.web.tls;
+    for (flag, key) in [
+        (&args.tls_cert_file, &mut tls.cert_file),
+        (&args.tls_key_file, &mut tls.key_file),
+        (&args.tls_client_ca_file, &mut tls.client_ca_file),
+    ] {
+        if flag.is_some() {
+            key.clone_from(flag);
+        }
     }
     cfg.validate()?;
     Ok(cfg)
@@ -127,14 +140,59 @@ fn shutdown_signal() -> CancellationToken {
     token
 }
 
-/// Serves `app` on `addr` until `shutdown` fires.
-async fn serve(addr: SocketAddr, app: axum::Router, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("listening on {addr}"))?;
-    tracing::info!(listen = %listener.local_addr()?, "Serving.");
-    axum::serve(listener, app.into_make_service())
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+/// A listener's security, resolved from `web:` once per process.
+struct Security {
+    tls: Option<Arc<crowsnest_web::tls::ServerConfig>>,
+    auth: Arc<Authenticator>,
+}
+
+impl Security {
+    /// Reads certificates and token files; `internal` is `up`'s token for its own clients.
+    fn resolve(cfg: &Config, internal: Option<&Secret>) -> anyhow::Result<Security> {
+        let tls = crowsnest_web::tls::server_config(&cfg.web.tls).context("web.tls")?;
+        let mut auth = Authenticator::from_config(&cfg.web.auth, |k| std::env::var(k).ok())
+            .context("web.auth")?
+            .require_client_cert(cfg.web.tls.client_ca_file.is_some());
+        if let Some(t) = internal {
+            auth = auth.with_internal_token(t);
+        }
+        let open: Vec<&str> = Group::ALL.iter().filter(|g| auth.is_open(**g)).map(|g| g.name()).collect();
+        if !open.is_empty() && !cfg.listen.ip().is_loopback() {
+            tracing::warn!(listen = %cfg.listen, open_groups = ?open, "Route groups without credentials are reachable from the network; see web.auth.");
+        }
+        tracing::info!(tls = tls.is_some(), client_certs = cfg.web.tls.client_ca_file.is_some(), open_groups = ?open, "Listener security.");
+        Ok(Security { tls, auth: Arc::new(auth) })
+    }
+}
+
+/// Binds `addr` (so callers can start clients of it right after).
+async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await.with_context(|| format!("listening on {addr}"))
+}
+
+/// Serves `routes` behind `security` on `listener` until `shutdown` fires.
+async fn serve(
+    listener: tokio::net::TcpListener,
+    routes: RouteGroups,
+    security: Security,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let scheme = if security.tls.is_some() { "https" } else { "http" };
+    tracing::info!(listen = %listener.local_addr()?, scheme, "Serving.");
+    crowsnest_web::serve(listener, routes.into_router(security.auth), security.tls, shutdown)
         .await
         .context("HTTP server")
+}
+
+/// The operational routes of every listener: health (open) and `/metrics` (read).
+fn ops_routes(registry: SharedRegistry, ready: Readiness) -> RouteGroups {
+    RouteGroups { open: ops::health_router(ready), read: ops::metrics_router(registry), ..RouteGroups::default() }
+}
+
+/// A random per-process token for `up`'s own clients (256 bits, hex).
+fn internal_token() -> Secret {
+    let bytes: [u8; 32] = rand::random();
+    Secret::new(bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
 }
 
 /// Opens the store (WAL replay happens here, before the listener answers).
@@ -151,10 +209,11 @@ async fn store(args: ServerArgs) -> anyhow::Result<()> {
     let shutdown = shutdown_signal();
     let registry = ops::new_registry();
     let ready = Readiness::new(false);
+    let security = Security::resolve(&cfg, None)?;
     let service = open_store(&cfg, &registry).await?;
     ready.set(true);
-    let app = service.router().merge(ops::router(registry, ready.clone()));
-    let result = serve(cfg.listen, app, shutdown).await;
+    let routes = ops_routes(registry, ready.clone()).merge(store_routes(&service));
+    let result = serve(bind(cfg.listen).await?, routes, security, shutdown).await;
     ready.set(false);
     service.shutdown().await;
     result
@@ -171,11 +230,12 @@ async fn collector(args: ServerArgs) -> anyhow::Result<()> {
         None if cfg.listen == Config::default().listen => COLLECTOR_LISTEN.parse()?,
         None => cfg.listen,
     };
+    let security = Security::resolve(&cfg, None)?;
     let shutdown = shutdown_signal();
     let registry = ops::new_registry();
     let ready = Readiness::new(false);
-    let app = ops::router(registry.clone(), ready.clone());
-    let server = tokio::spawn(serve(listen, app, shutdown.clone()));
+    let routes = ops_routes(registry.clone(), ready.clone());
+    let server = tokio::spawn(serve(bind(listen).await?, routes, security, shutdown.clone()));
     let result = crowsnest_collector::run(cfg.collector, registry, ready, shutdown.clone()).await;
     shutdown.cancel();
     server.await??;
@@ -187,13 +247,14 @@ async fn alerter(server: ServerArgs, rules: RuleArgs) -> anyhow::Result<()> {
     cfg.wire_alerter_defaults();
     apply_rule_args(&mut cfg, rules)?;
     let listen = server.listen.unwrap_or(cfg.listen);
+    let security = Security::resolve(&cfg, None)?;
     let shutdown = shutdown_signal();
     let registry = ops::new_registry();
     let ready = Readiness::new(false);
     let alerter = Alerter::start(cfg.alerter.clone(), &registry, shutdown.clone()).await?;
     ready.set(true);
-    let app = alerter.router().merge(ops::router(registry, ready.clone()));
-    let result = serve(listen, app, shutdown.clone()).await;
+    let routes = ops_routes(registry, ready.clone()).merge(alerter_routes(&alerter));
+    let result = serve(bind(listen).await?, routes, security, shutdown.clone()).await;
     shutdown.cancel();
     ready.set(false);
     alerter.stopped().await;
@@ -202,24 +263,21 @@ async fn alerter(server: ServerArgs, rules: RuleArgs) -> anyhow::Result<()> {
 
 async fn up(server: ServerArgs, rules: RuleArgs) -> anyhow::Result<()> {
     let mut cfg = load_config(&server)?;
-    cfg.wire_up_defaults();
+    let internal = internal_token();
+    cfg.wire_up_defaults(&internal);
     apply_rule_args(&mut cfg, rules)?;
+    let security = Security::resolve(&cfg, Some(&internal))?;
     let shutdown = shutdown_signal();
     let registry = ops::new_registry();
     let ready = Readiness::new(false);
     let service = open_store(&cfg, &registry).await?;
     // Bind before starting the collector and alerter: they talk to this listener.
-    let listener =
-        tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("listening on {}", cfg.listen))?;
+    let listener = bind(cfg.listen).await?;
     let alerter = Alerter::start(cfg.alerter.clone(), &registry, shutdown.clone()).await?;
-    let app = service.router().merge(alerter.router()).merge(ops::router(registry.clone(), ready.clone()));
+    let routes =
+        ops_routes(registry.clone(), ready.clone()).merge(store_routes(&service)).merge(alerter_routes(&alerter));
     tracing::info!(listen = %listener.local_addr()?, data_dir = %cfg.data_dir.display(), "Crowsnest is up.");
-    let server_stop = shutdown.clone();
-    let http = tokio::spawn(async move {
-        axum::serve(listener, app.into_make_service())
-            .with_graceful_shutdown(async move { server_stop.cancelled().await })
-            .await
-    });
+    let http = tokio::spawn(serve(listener, routes, security, shutdown.clone()));
     let collector_ready = Readiness::new(false);
     let collector_run =
         crowsnest_collector::run(cfg.collector.clone(), registry.clone(), collector_ready, shutdown.clone());
@@ -236,5 +294,20 @@ async fn up(server: ServerArgs, rules: RuleArgs) -> anyhow::Result<()> {
     alerter.stopped().await;
     let http_result = http.await;
     service.shutdown().await;
-    http_result?.context("HTTP server")
+    http_result?
+}
+
+/// The store's routes by auth group. Admin endpoints mount into `admin`.
+fn store_routes(service: &StoreService) -> RouteGroups {
+    RouteGroups {
+        write: service.write_router(),
+        read: service.read_router(),
+        admin: axum::Router::new(),
+        ..RouteGroups::default()
+    }
+}
+
+/// The alerter's routes by auth group: rules/alerts are read, the Alertmanager API is alerting.
+fn alerter_routes(alerter: &Alerter) -> RouteGroups {
+    RouteGroups { read: alerter.read_router(), alerting: alerter.alerting_router(), ..RouteGroups::default() }
 }

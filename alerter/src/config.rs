@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crowsnest_web::HttpClientConfig;
 use crowsnest_wire::duration::serde_duration;
 use crowsnest_wire::labels::is_valid_label_name;
 use serde::{Deserialize, Serialize};
@@ -57,6 +58,14 @@ pub struct AlerterConfig {
     pub alertmanager_config: Option<PathBuf>,
     /// External Alertmanagers to POST alerts to (`<url>/api/v2/alerts`), besides the built-in notifier.
     pub alertmanager_urls: Vec<String>,
+    /// Credentials and TLS for `query_url` (Prometheus' `http_config`: `basic_auth_username`,
+    /// `basic_auth_password[_file]`, `bearer_token[_file]`, `tls: {ca_file, cert_file, key_file,
+    /// server_name, insecure_skip_verify}`).
+    pub query_http: HttpClientConfig,
+    /// Credentials and TLS for `remote_write_url`.
+    pub remote_write_http: HttpClientConfig,
+    /// Credentials and TLS for every `alertmanager_urls` entry.
+    pub alertmanager_http: HttpClientConfig,
 }
 
 impl Default for AlerterConfig {
@@ -75,6 +84,9 @@ impl Default for AlerterConfig {
             data_dir: PathBuf::from("data/alerter"),
             alertmanager_config: None,
             alertmanager_urls: Vec::new(),
+            query_http: HttpClientConfig::default(),
+            remote_write_http: HttpClientConfig::default(),
+            alertmanager_http: HttpClientConfig::default(),
         }
     }
 }
@@ -99,6 +111,13 @@ impl AlerterConfig {
         }
         for u in &self.alertmanager_urls {
             check_url("alertmanager_urls", u)?;
+        }
+        for (what, c) in [
+            ("query_http", &self.query_http),
+            ("remote_write_http", &self.remote_write_http),
+            ("alertmanager_http", &self.alertmanager_http),
+        ] {
+            c.validate(what).map_err(|e| ConfigError(e.to_string()))?;
         }
         for (what, d) in [("evaluation_interval", self.evaluation_interval), ("query_timeout", self.query_timeout)] {
             if d.is_zero() {

@@ -97,13 +97,20 @@ impl Alerter {
 
         let mut sinks: Vec<Arc<dyn AlertSink>> = vec![Arc::new(notifier.clone())];
         for u in &config.alertmanager_urls {
-            sinks.push(Arc::new(AlertmanagerSink::new(u).map_err(|e| AlerterError::Http(e.to_string()))?));
+            sinks.push(Arc::new(
+                AlertmanagerSink::with_http(u, &config.alertmanager_http)
+                    .map_err(|e| AlerterError::Http(e.to_string()))?,
+            ));
         }
         sinks.extend(extra);
         let writer: Option<Arc<dyn SeriesWriter>> = if config.remote_write_url.is_empty() {
             None
         } else {
-            Some(Arc::new(RemoteWriteClient::new(&config.remote_write_url, config.query_timeout)?))
+            Some(Arc::new(RemoteWriteClient::with_http(
+                &config.remote_write_url,
+                config.query_timeout,
+                &config.remote_write_http,
+            )?))
         };
         let persist = StatePersist::new(db.open_tree(trees::RULE_STATE)?);
         let now = Utc::now().timestamp_millis();
@@ -121,7 +128,7 @@ impl Alerter {
             runtimes.push(Arc::new(rt));
         }
         let ctx = Arc::new(EvalContext {
-            query: Arc::new(HttpQueryClient::new(&config.query_url, config.query_timeout)?),
+            query: Arc::new(HttpQueryClient::with_http(&config.query_url, config.query_timeout, &config.query_http)?),
             writer,
             sink: Arc::new(FanoutSink(sinks)),
             external_labels: config.external_labels.clone(),
@@ -142,6 +149,16 @@ impl Alerter {
     /// `/api/v1/rules`, `/api/v1/alerts` and the Alertmanager API v2.
     pub fn router(&self) -> axum::Router {
         crate::api::router(self.groups.clone()).merge(self.notifier.router())
+    }
+
+    /// `/api/v1/rules` and `/api/v1/alerts` alone (the `read` auth group).
+    pub fn read_router(&self) -> axum::Router {
+        crate::api::router(self.groups.clone())
+    }
+
+    /// The Alertmanager API v2 alone (the `alerting` auth group).
+    pub fn alerting_router(&self) -> axum::Router {
+        self.notifier.router()
     }
 
     /// The built-in notifier (e.g. to receive alerts from a real Prometheus).

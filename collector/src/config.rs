@@ -9,6 +9,7 @@ pub mod targets;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crowsnest_web::{ClientTlsConfig, HttpClientConfig, Secret};
 use crowsnest_wire::duration::serde_duration;
 use serde::{Deserialize, Serialize};
 
@@ -77,9 +78,30 @@ pub struct RemoteWriteConfig {
     /// Optional HTTP basic-auth user name.
     pub basic_auth_username: Option<String>,
     /// Optional HTTP basic-auth password (used with `basic_auth_username`).
-    pub basic_auth_password: Option<String>,
+    pub basic_auth_password: Option<Secret>,
+    /// File holding the basic-auth password (read at start; instead of `basic_auth_password`).
+    pub basic_auth_password_file: Option<PathBuf>,
     /// Optional bearer token sent as `Authorization: Bearer ...`.
-    pub bearer_token: Option<String>,
+    pub bearer_token: Option<Secret>,
+    /// File holding the bearer token (read at start; instead of `bearer_token`).
+    pub bearer_token_file: Option<PathBuf>,
+    /// TLS of `https://` receivers: `ca_file`, `cert_file`/`key_file` (client certificate),
+    /// `server_name`, `insecure_skip_verify`.
+    pub tls: ClientTlsConfig,
+}
+
+impl RemoteWriteConfig {
+    /// The credentials and TLS settings as the shared client config.
+    pub fn http_client(&self) -> HttpClientConfig {
+        HttpClientConfig {
+            basic_auth_username: self.basic_auth_username.clone(),
+            basic_auth_password: self.basic_auth_password.clone(),
+            basic_auth_password_file: self.basic_auth_password_file.clone(),
+            bearer_token: self.bearer_token.clone(),
+            bearer_token_file: self.bearer_token_file.clone(),
+            tls: self.tls.clone(),
+        }
+    }
 }
 
 impl Default for RemoteWriteConfig {
@@ -92,7 +114,10 @@ impl Default for RemoteWriteConfig {
             max_backoff: Duration::from_secs(30),
             basic_auth_username: None,
             basic_auth_password: None,
+            basic_auth_password_file: None,
             bearer_token: None,
+            bearer_token_file: None,
+            tls: ClientTlsConfig::default(),
         }
     }
 }
@@ -184,6 +209,7 @@ impl CollectorConfig {
             Ok(u) if matches!(u.scheme(), "http" | "https") => {}
             _ => return bad(format!("remote_write.url {:?} is not an http(s) URL", self.remote_write.url)),
         }
+        self.remote_write.http_client().validate("remote_write").map_err(|e| CollectorError::Config(e.to_string()))?;
         if self.remote_write.max_samples_per_send == 0 {
             return bad("remote_write.max_samples_per_send must be > 0".into());
         }

@@ -35,7 +35,11 @@ pub struct RemoteWriteClient {
 
 impl RemoteWriteClient {
     pub fn new(cfg: &RemoteWriteConfig) -> Result<Self, CollectorError> {
-        let http = reqwest::Client::builder()
+        // Credentials travel as a sensitive default header (see `crowsnest_web::client`).
+        let http = cfg
+            .http_client()
+            .client_builder()
+            .map_err(|e| CollectorError::Http(e.to_string()))?
             .timeout(cfg.timeout)
             .user_agent(concat!("crowsnest-collector/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -45,18 +49,13 @@ impl RemoteWriteClient {
 
     /// Sends one snappy-compressed `WriteRequest` body.
     pub async fn send(&self, body: Vec<u8>) -> SendOutcome {
-        let mut req = self
+        let req = self
             .http
             .post(&self.cfg.url)
             .header(headers::CONTENT_ENCODING, headers::SNAPPY)
             .header(headers::CONTENT_TYPE, headers::PROTOBUF)
             .header(headers::VERSION, headers::VERSION_1)
             .body(body);
-        if let Some(user) = &self.cfg.basic_auth_username {
-            req = req.basic_auth(user, self.cfg.basic_auth_password.as_ref());
-        } else if let Some(token) = &self.cfg.bearer_token {
-            req = req.bearer_auth(token);
-        }
         match req.send().await {
             Ok(resp) => {
                 let status = resp.status();

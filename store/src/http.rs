@@ -109,23 +109,44 @@ impl HttpMetrics {
 
 /// The `/api/v1` routes of the store (not `/metrics`, `/healthz`, `/ready`: see `crowsnest_wire::ops`).
 pub fn router(state: ApiState) -> Router {
+    write_router(state.clone()).merge(read_router(state))
+}
+
+/// The ingest routes (the `write` auth group): remote_write and text import.
+pub fn write_router(state: ApiState) -> Router {
+    finish(
+        Router::new()
+            .route("/api/v1/write", post(ingest::write))
+            .route("/api/v1/import/prometheus", post(ingest::import_prometheus)),
+        state,
+    )
+}
+
+/// The query, metadata and status routes (the `read` auth group).
+pub fn read_router(state: ApiState) -> Router {
+    finish(
+        Router::new()
+            .route("/api/v1/query", get(query::query).post(query::query))
+            .route("/api/v1/query_range", get(query::query_range).post(query::query_range))
+            .route("/api/v1/query_exemplars", get(query::query_exemplars).post(query::query_exemplars))
+            .route("/api/v1/format_query", get(query::format_query).post(query::format_query))
+            .route("/api/v1/series", get(series::series).post(series::series))
+            .route("/api/v1/labels", get(series::labels).post(series::labels))
+            .route("/api/v1/label/{name}/values", get(series::label_values))
+            .route("/api/v1/metadata", get(series::metadata))
+            .route("/api/v1/status/buildinfo", get(status::buildinfo))
+            .route("/api/v1/status/tsdb", get(status::tsdb))
+            .route("/api/v1/status/config", get(status::config))
+            .route("/api/v1/status/flags", get(status::flags))
+            .route("/api/v1/status/runtimeinfo", get(status::runtimeinfo)),
+        state,
+    )
+}
+
+/// The layers every store route shares: duration histogram, CORS, gzip.
+fn finish(routes: Router<ApiState>, state: ApiState) -> Router {
     let metrics = state.metrics.clone();
-    Router::new()
-        .route("/api/v1/write", post(ingest::write))
-        .route("/api/v1/import/prometheus", post(ingest::import_prometheus))
-        .route("/api/v1/query", get(query::query).post(query::query))
-        .route("/api/v1/query_range", get(query::query_range).post(query::query_range))
-        .route("/api/v1/query_exemplars", get(query::query_exemplars).post(query::query_exemplars))
-        .route("/api/v1/format_query", get(query::format_query).post(query::format_query))
-        .route("/api/v1/series", get(series::series).post(series::series))
-        .route("/api/v1/labels", get(series::labels).post(series::labels))
-        .route("/api/v1/label/{name}/values", get(series::label_values))
-        .route("/api/v1/metadata", get(series::metadata))
-        .route("/api/v1/status/buildinfo", get(status::buildinfo))
-        .route("/api/v1/status/tsdb", get(status::tsdb))
-        .route("/api/v1/status/config", get(status::config))
-        .route("/api/v1/status/flags", get(status::flags))
-        .route("/api/v1/status/runtimeinfo", get(status::runtimeinfo))
+    routes
         .route_layer(middleware::from_fn_with_state(metrics, track_duration))
         .layer(middleware::from_fn(cors))
         .layer(CompressionLayer::new())

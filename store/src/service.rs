@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::StoreConfig;
 use crate::db::Db;
 use crate::error::StoreError;
-use crate::http::{ApiState, router};
+use crate::http::{ApiState, read_router, router, write_router};
 
 /// How often the service logs head statistics for operators.
 const STATS_INTERVAL: Duration = Duration::from_secs(300);
@@ -41,6 +41,16 @@ impl StoreService {
     /// The `/api/v1` routes (ingest, query, metadata, status).
     pub fn router(&self) -> axum::Router {
         router(self.state.clone())
+    }
+
+    /// The ingest routes alone (the `write` auth group).
+    pub fn write_router(&self) -> axum::Router {
+        write_router(self.state.clone())
+    }
+
+    /// The query and status routes alone (the `read` auth group).
+    pub fn read_router(&self) -> axum::Router {
+        read_router(self.state.clone())
     }
 
     /// The database, for components in the same process (the alerter's local queries, benches).

@@ -42,21 +42,25 @@ pub fn new_registry() -> SharedRegistry {
     Arc::new(Mutex::new(Registry::default()))
 }
 
-#[derive(Clone)]
-struct OpsState {
-    registry: SharedRegistry,
-    ready: Readiness,
-}
-
 /// Router with `/metrics`, `/healthz` and `/ready`; merge it into a component's router.
 pub fn router(registry: SharedRegistry, ready: Readiness) -> Router {
+    metrics_router(registry).merge(health_router(ready))
+}
+
+/// `/metrics` alone: it reveals what runs and where, so listeners put it behind read credentials.
+pub fn metrics_router(registry: SharedRegistry) -> Router {
+    Router::new().route("/metrics", get(metrics)).with_state(registry)
+}
+
+/// `/healthz`, `/ready` and their `/-/` aliases: never authenticated, since Docker HEALTHCHECKs
+/// and orchestrator probes carry no credentials.
+pub fn health_router(ready: Readiness) -> Router {
     Router::new()
-        .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/-/healthy", get(healthz))
         .route("/ready", get(ready_handler))
         .route("/-/ready", get(ready_handler))
-        .with_state(OpsState { registry, ready })
+        .with_state(ready)
 }
 
 /// Encodes the registry as OpenMetrics text.
@@ -88,16 +92,16 @@ fn tidy_help(text: String) -> String {
     out
 }
 
-async fn metrics(State(s): State<OpsState>) -> Response {
-    ([(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)], encode_metrics(&s.registry)).into_response()
+async fn metrics(State(registry): State<SharedRegistry>) -> Response {
+    ([(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)], encode_metrics(&registry)).into_response()
 }
 
 async fn healthz() -> &'static str {
     "OK\n"
 }
 
-async fn ready_handler(State(s): State<OpsState>) -> Response {
-    if s.ready.is_ready() {
+async fn ready_handler(State(ready): State<Readiness>) -> Response {
+    if ready.is_ready() {
         (StatusCode::OK, "ready\n").into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()

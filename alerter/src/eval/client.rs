@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use crowsnest_promql::{Engine, Storage};
+use crowsnest_web::HttpClientConfig;
 use crowsnest_wire::api::{Envelope, QueryData, format_value};
 use crowsnest_wire::remote::headers;
 use crowsnest_wire::{TimeSeries, WriteRequest};
@@ -52,7 +53,14 @@ pub struct HttpQueryClient {
 
 impl HttpQueryClient {
     pub fn new(base_url: &str, timeout: Duration) -> Result<Self, EvalError> {
-        let http = reqwest::Client::builder()
+        Self::with_http(base_url, timeout, &HttpClientConfig::default())
+    }
+
+    /// Like [`HttpQueryClient::new`] with credentials and TLS settings.
+    pub fn with_http(base_url: &str, timeout: Duration, cfg: &HttpClientConfig) -> Result<Self, EvalError> {
+        let http = cfg
+            .client_builder()
+            .map_err(|e| EvalError::Http(e.to_string()))?
             .timeout(timeout + Duration::from_secs(5))
             .build()
             .map_err(|e| EvalError::Http(e.to_string()))?;
@@ -92,7 +100,17 @@ pub struct RemoteWriteClient {
 
 impl RemoteWriteClient {
     pub fn new(url: &str, timeout: Duration) -> Result<Self, EvalError> {
-        let http = reqwest::Client::builder().timeout(timeout).build().map_err(|e| EvalError::Http(e.to_string()))?;
+        Self::with_http(url, timeout, &HttpClientConfig::default())
+    }
+
+    /// Like [`RemoteWriteClient::new`] with credentials and TLS settings.
+    pub fn with_http(url: &str, timeout: Duration, cfg: &HttpClientConfig) -> Result<Self, EvalError> {
+        let http = cfg
+            .client_builder()
+            .map_err(|e| EvalError::Http(e.to_string()))?
+            .timeout(timeout)
+            .build()
+            .map_err(|e| EvalError::Http(e.to_string()))?;
         Ok(RemoteWriteClient { http, url: url.to_string() })
     }
 }

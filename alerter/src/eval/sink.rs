@@ -17,8 +17,17 @@ pub struct AlertmanagerSink {
 }
 
 impl AlertmanagerSink {
-    pub fn new(base_url: &str) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+    pub fn new(base_url: &str) -> Result<Self, crowsnest_web::WebError> {
+        Self::with_http(base_url, &crowsnest_web::HttpClientConfig::default())
+    }
+
+    /// Like [`AlertmanagerSink::new`] with credentials and TLS settings.
+    pub fn with_http(base_url: &str, cfg: &crowsnest_web::HttpClientConfig) -> Result<Self, crowsnest_web::WebError> {
+        let http = cfg
+            .client_builder()?
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| crowsnest_web::WebError::Client(e.to_string()))?;
         Ok(AlertmanagerSink { http, url: format!("{}/api/v2/alerts", base_url.trim_end_matches('/')) })
     }
 }

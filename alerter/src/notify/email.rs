@@ -11,7 +11,7 @@ use gtmpl::Value;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Identity, Tls, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
@@ -37,6 +37,8 @@ pub struct Email {
     require_tls: bool,
     implicit_tls: bool,
     ca_file: Option<std::path::PathBuf>,
+    /// Client certificate and key files (both set or neither).
+    identity: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 /// A rendered message, ready to send.
@@ -69,6 +71,8 @@ impl Email {
             require_tls: cfg.require_tls.unwrap_or(global.smtp_require_tls),
             implicit_tls: cfg.force_implicit_tls.unwrap_or(port == 465),
             ca_file: (!cfg.tls_config.ca_file.is_empty()).then(|| resolve(&cfg.tls_config.ca_file)),
+            identity: (!cfg.tls_config.cert_file.is_empty() && !cfg.tls_config.key_file.is_empty())
+                .then(|| (resolve(&cfg.tls_config.cert_file), resolve(&cfg.tls_config.key_file))),
             host,
             port,
             username,
@@ -152,6 +156,14 @@ impl Email {
             tls = tls.add_root_certificate(
                 Certificate::from_pem(&pem).map_err(|e| format!("ca_file {}: {e}", ca.display()))?,
             );
+        }
+        if let Some((cert, key)) = &self.identity {
+            let cert_pem = std::fs::read(cert).map_err(|e| format!("reading cert_file {}: {e}", cert.display()))?;
+            let key_pem = std::fs::read(key).map_err(|e| format!("reading key_file {}: {e}", key.display()))?;
+            // The parser's message could quote key material: report only which files failed.
+            let id = Identity::from_pem(&cert_pem, &key_pem)
+                .map_err(|_| format!("cert_file {} / key_file {}: unreadable PEM", cert.display(), key.display()))?;
+            tls = tls.identify_with(id);
         }
         let tls = tls.build_rustls().map_err(|e| format!("TLS setup: {e}"))?;
         let mode = if self.implicit_tls {

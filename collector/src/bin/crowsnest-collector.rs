@@ -1,13 +1,17 @@
 //! The lean per-host collector binary: `crowsnest-collector --config FILE --listen ADDR`.
 //! It links only the wire crate and the collector (no sled, lettre or PromQL engine) and serves
-//! `/metrics`, `/healthz` and `/ready` on `--listen`.
+//! `/metrics`, `/healthz` and `/ready` on `--listen`. `/metrics` is in the `read` auth group: a
+//! token from `CROWSNEST_READ_TOKEN` or `CROWSNEST_AUTH_TOKEN` protects it, and
+//! `--tls-cert-file`/`--tls-key-file` serve HTTPS (the health endpoints stay open).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
 use crowsnest_collector::CollectorConfig;
+use crowsnest_web::{AuthConfig, Authenticator, RouteGroups, ServerTlsConfig};
 use crowsnest_wire::ops;
 use tokio_util::sync::CancellationToken;
 
@@ -24,6 +28,12 @@ struct Args {
     /// Only load and validate the config, then exit.
     #[arg(long)]
     check_config: bool,
+    /// PEM certificate chain: serve HTTPS (with --tls-key-file).
+    #[arg(long, env = "CROWSNEST_TLS_CERT_FILE", requires = "tls_key_file")]
+    tls_cert_file: Option<PathBuf>,
+    /// PEM private key of --tls-cert-file.
+    #[arg(long, env = "CROWSNEST_TLS_KEY_FILE", requires = "tls_cert_file")]
+    tls_key_file: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -47,13 +57,18 @@ async fn main() -> anyhow::Result<()> {
     let registry = ops::new_registry();
     let ready = ops::Readiness::new(false);
     let shutdown = CancellationToken::new();
+    let tls = ServerTlsConfig { cert_file: args.tls_cert_file, key_file: args.tls_key_file, client_ca_file: None };
+    let tls = crowsnest_web::tls::server_config(&tls)?;
+    let auth = Authenticator::from_config(&AuthConfig::default(), |k| std::env::var(k).ok())?;
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
-    let app = ops::router(registry.clone(), ready.clone());
-    let server_stop = shutdown.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app).with_graceful_shutdown(async move { server_stop.cancelled().await }).await
-    });
+    let app = RouteGroups {
+        open: ops::health_router(ready.clone()),
+        read: ops::metrics_router(registry.clone()),
+        ..RouteGroups::default()
+    }
+    .into_router(Arc::new(auth));
+    let server = tokio::spawn(crowsnest_web::serve(listener, app, tls, shutdown.clone()));
     let signal_stop = shutdown.clone();
     tokio::spawn(async move {
         wait_for_signal().await;

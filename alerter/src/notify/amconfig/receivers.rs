@@ -71,6 +71,9 @@ impl ReceiverConfig {
             if split_host_port(host).is_none() {
                 return Err(format!("{at}: smarthost {host:?} is not host:port"));
             }
+            if e.tls_config.cert_file.is_empty() != e.tls_config.key_file.is_empty() {
+                return Err(format!("{at}: tls_config.cert_file and key_file must be set together"));
+            }
             if !e.auth_password.is_empty() && !e.auth_password_file.is_empty() {
                 return Err(format!("{at}: at most one of auth_password and auth_password_file"));
             }
@@ -157,6 +160,10 @@ pub struct TlsConfig {
     pub server_name: String,
     /// Accept any server certificate (testing only).
     pub insecure_skip_verify: bool,
+    /// PEM client certificate for servers that demand one (with `key_file`).
+    pub cert_file: String,
+    /// PEM private key of `cert_file`.
+    pub key_file: String,
 }
 
 /// One `email_configs` entry.
