@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -13,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::{Cli, Command, RuleArgs, ServerArgs};
 use crate::config::Config;
+use crate::reload::{self, Reloader};
 use crate::{healthcheck, shipped};
 
 /// Default listener of `crowsnest collector` (the store's 9300 is usually taken on the same host).
@@ -152,8 +154,21 @@ async fn store(args: ServerArgs) -> anyhow::Result<()> {
     let registry = ops::new_registry();
     let ready = Readiness::new(false);
     let service = open_store(&cfg, &registry).await?;
+    let reloader = Reloader::new(
+        Box::new(move || {
+            let mut cfg = load_config(&args)?;
+            cfg.store.data_dir = cfg.data_dir.clone();
+            Ok(cfg)
+        }),
+        Some(service.reload_handle()),
+        None,
+        &registry,
+    );
+    reload::reload_on_sighup(reloader.clone(), shutdown.clone());
     ready.set(true);
-    let app = service.router().merge(ops::router(registry, ready.clone()));
+    // Admin group (TSDB admin API, reload): its own routers so access control can wrap them.
+    let admin = service.admin_router().merge(reload::router(reloader));
+    let app = service.router().merge(admin).merge(ops::router(registry, ready.clone()));
     let result = serve(cfg.listen, app, shutdown).await;
     ready.set(false);
     service.shutdown().await;
@@ -185,14 +200,26 @@ async fn collector(args: ServerArgs) -> anyhow::Result<()> {
 async fn alerter(server: ServerArgs, rules: RuleArgs) -> anyhow::Result<()> {
     let mut cfg = load_config(&server)?;
     cfg.wire_alerter_defaults();
-    apply_rule_args(&mut cfg, rules)?;
+    apply_rule_args(&mut cfg, rules.clone())?;
     let listen = server.listen.unwrap_or(cfg.listen);
     let shutdown = shutdown_signal();
     let registry = ops::new_registry();
     let ready = Readiness::new(false);
-    let alerter = Alerter::start(cfg.alerter.clone(), &registry, shutdown.clone()).await?;
+    let alerter = Arc::new(Alerter::start(cfg.alerter.clone(), &registry, shutdown.clone()).await?);
+    let reloader = Reloader::new(
+        Box::new(move || {
+            let mut cfg = load_config(&server)?;
+            cfg.wire_alerter_defaults();
+            apply_rule_args(&mut cfg, rules.clone())?;
+            Ok(cfg)
+        }),
+        None,
+        Some(alerter.clone()),
+        &registry,
+    );
+    reload::reload_on_sighup(reloader.clone(), shutdown.clone());
     ready.set(true);
-    let app = alerter.router().merge(ops::router(registry, ready.clone()));
+    let app = alerter.router().merge(reload::router(reloader)).merge(ops::router(registry, ready.clone()));
     let result = serve(listen, app, shutdown.clone()).await;
     shutdown.cancel();
     ready.set(false);
@@ -203,7 +230,7 @@ async fn alerter(server: ServerArgs, rules: RuleArgs) -> anyhow::Result<()> {
 async fn up(server: ServerArgs, rules: RuleArgs) -> anyhow::Result<()> {
     let mut cfg = load_config(&server)?;
     cfg.wire_up_defaults();
-    apply_rule_args(&mut cfg, rules)?;
+    apply_rule_args(&mut cfg, rules.clone())?;
     let shutdown = shutdown_signal();
     let registry = ops::new_registry();
     let ready = Readiness::new(false);
@@ -211,8 +238,22 @@ async fn up(server: ServerArgs, rules: RuleArgs) -> anyhow::Result<()> {
     // Bind before starting the collector and alerter: they talk to this listener.
     let listener =
         tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("listening on {}", cfg.listen))?;
-    let alerter = Alerter::start(cfg.alerter.clone(), &registry, shutdown.clone()).await?;
-    let app = service.router().merge(alerter.router()).merge(ops::router(registry.clone(), ready.clone()));
+    let alerter = Arc::new(Alerter::start(cfg.alerter.clone(), &registry, shutdown.clone()).await?);
+    let reloader = Reloader::new(
+        Box::new(move || {
+            let mut cfg = load_config(&server)?;
+            cfg.wire_up_defaults();
+            apply_rule_args(&mut cfg, rules.clone())?;
+            Ok(cfg)
+        }),
+        Some(service.reload_handle()),
+        Some(alerter.clone()),
+        &registry,
+    );
+    reload::reload_on_sighup(reloader.clone(), shutdown.clone());
+    // Admin group (TSDB admin API, reload): its own routers so access control can wrap them.
+    let admin = service.admin_router().merge(reload::router(reloader));
+    let app = service.router().merge(admin).merge(alerter.router()).merge(ops::router(registry.clone(), ready.clone()));
     tracing::info!(listen = %listener.local_addr()?, data_dir = %cfg.data_dir.display(), "Crowsnest is up.");
     let server_stop = shutdown.clone();
     let http = tokio::spawn(async move {
