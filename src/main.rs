@@ -7,6 +7,7 @@ mod cli;
 mod config;
 mod healthcheck;
 mod import;
+mod reload;
 mod run;
 mod shipped;
 mod telemetry;

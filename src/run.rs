@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::{Cli, Command, RuleArgs, ServerArgs};
 use crate::config::Config;
+use crate::reload::{self, Reloader};
 use crate::{healthcheck, shipped};
 
 /// Default listener of `crowsnest collector` (the store's 9300 is usually taken on the same host).
@@ -211,8 +212,21 @@ async fn store(args: ServerArgs) -> anyhow::Result<()> {
     let ready = Readiness::new(false);
     let security = Security::resolve(&cfg, None)?;
     let service = open_store(&cfg, &registry).await?;
+    let reloader = Reloader::new(
+        Box::new(move || {
+            let mut cfg = load_config(&args)?;
+            cfg.store.data_dir = cfg.data_dir.clone();
+            Ok(cfg)
+        }),
+        Some(service.reload_handle()),
+        None,
+        &registry,
+    );
+    reload::reload_on_sighup(reloader.clone(), shutdown.clone());
     ready.set(true);
-    let routes = ops_routes(registry, ready.clone()).merge(store_routes(&service));
+    let routes = ops_routes(registry, ready.clone())
+        .merge(store_routes(&service))
+        .merge(RouteGroups { admin: reload::router(reloader), ..RouteGroups::default() });
     let result = serve(bind(cfg.listen).await?, routes, security, shutdown).await;
     ready.set(false);
     service.shutdown().await;
@@ -245,15 +259,29 @@ async fn collector(args: ServerArgs) -> anyhow::Result<()> {
 async fn alerter(server: ServerArgs, rules: RuleArgs) -> anyhow::Result<()> {
     let mut cfg = load_config(&server)?;
     cfg.wire_alerter_defaults();
-    apply_rule_args(&mut cfg, rules)?;
+    apply_rule_args(&mut cfg, rules.clone())?;
     let listen = server.listen.unwrap_or(cfg.listen);
     let security = Security::resolve(&cfg, None)?;
     let shutdown = shutdown_signal();
     let registry = ops::new_registry();
     let ready = Readiness::new(false);
-    let alerter = Alerter::start(cfg.alerter.clone(), &registry, shutdown.clone()).await?;
+    let alerter = Arc::new(Alerter::start(cfg.alerter.clone(), &registry, shutdown.clone()).await?);
+    let reloader = Reloader::new(
+        Box::new(move || {
+            let mut cfg = load_config(&server)?;
+            cfg.wire_alerter_defaults();
+            apply_rule_args(&mut cfg, rules.clone())?;
+            Ok(cfg)
+        }),
+        None,
+        Some(alerter.clone()),
+        &registry,
+    );
+    reload::reload_on_sighup(reloader.clone(), shutdown.clone());
     ready.set(true);
-    let routes = ops_routes(registry, ready.clone()).merge(alerter_routes(&alerter));
+    let routes = ops_routes(registry, ready.clone())
+        .merge(alerter_routes(&alerter))
+        .merge(RouteGroups { admin: reload::router(reloader), ..RouteGroups::default() });
     let result = serve(bind(listen).await?, routes, security, shutdown.clone()).await;
     shutdown.cancel();
     ready.set(false);
@@ -265,7 +293,7 @@ async fn up(server: ServerArgs, rules: RuleArgs) -> anyhow::Result<()> {
     let mut cfg = load_config(&server)?;
     let internal = internal_token();
     cfg.wire_up_defaults(&internal);
-    apply_rule_args(&mut cfg, rules)?;
+    apply_rule_args(&mut cfg, rules.clone())?;
     let security = Security::resolve(&cfg, Some(&internal))?;
     let shutdown = shutdown_signal();
     let registry = ops::new_registry();
@@ -273,9 +301,25 @@ async fn up(server: ServerArgs, rules: RuleArgs) -> anyhow::Result<()> {
     let service = open_store(&cfg, &registry).await?;
     // Bind before starting the collector and alerter: they talk to this listener.
     let listener = bind(cfg.listen).await?;
-    let alerter = Alerter::start(cfg.alerter.clone(), &registry, shutdown.clone()).await?;
-    let routes =
-        ops_routes(registry.clone(), ready.clone()).merge(store_routes(&service)).merge(alerter_routes(&alerter));
+    let alerter = Arc::new(Alerter::start(cfg.alerter.clone(), &registry, shutdown.clone()).await?);
+    // A reload keeps this process' internal token: the running collector and alerter hold it.
+    let internal_for_reload = internal.clone();
+    let reloader = Reloader::new(
+        Box::new(move || {
+            let mut cfg = load_config(&server)?;
+            cfg.wire_up_defaults(&internal_for_reload);
+            apply_rule_args(&mut cfg, rules.clone())?;
+            Ok(cfg)
+        }),
+        Some(service.reload_handle()),
+        Some(alerter.clone()),
+        &registry,
+    );
+    reload::reload_on_sighup(reloader.clone(), shutdown.clone());
+    let routes = ops_routes(registry.clone(), ready.clone())
+        .merge(store_routes(&service))
+        .merge(alerter_routes(&alerter))
+        .merge(RouteGroups { admin: reload::router(reloader), ..RouteGroups::default() });
     tracing::info!(listen = %listener.local_addr()?, data_dir = %cfg.data_dir.display(), "Crowsnest is up.");
     let http = tokio::spawn(serve(listener, routes, security, shutdown.clone()));
     let collector_ready = Readiness::new(false);
@@ -302,7 +346,7 @@ fn store_routes(service: &StoreService) -> RouteGroups {
     RouteGroups {
         write: service.write_router(),
         read: service.read_router(),
-        admin: axum::Router::new(),
+        admin: service.admin_router(),
         ..RouteGroups::default()
     }
 }

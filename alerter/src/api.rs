@@ -23,14 +23,22 @@ use crate::eval::{GroupRuntime, RuleRuntime};
 use crate::rules::Rule;
 use crate::state::{Alert, AlertState};
 
+/// The loaded groups, replaced whole when rules are reloaded.
+pub type SharedGroups = Arc<parking_lot::RwLock<Arc<Vec<Arc<GroupRuntime>>>>>;
+
 /// The groups the API reports on.
 #[derive(Clone)]
 pub struct ApiState {
-    pub groups: Arc<Vec<Arc<GroupRuntime>>>,
+    pub groups: SharedGroups,
 }
 
-/// Router with the two endpoints.
+/// Router with the two endpoints over a fixed set of groups.
 pub fn router(groups: Arc<Vec<Arc<GroupRuntime>>>) -> Router {
+    router_shared(Arc::new(parking_lot::RwLock::new(groups)))
+}
+
+/// Router with the two endpoints over groups a reload may replace.
+pub fn router_shared(groups: SharedGroups) -> Router {
     Router::new()
         .route("/api/v1/rules", get(rules))
         .route("/api/v1/alerts", get(alerts))
@@ -155,7 +163,8 @@ async fn rules(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> Response {
     let mut out = Vec::new();
     let mut started = next_token.is_none();
     let mut more = None;
-    for g in s.groups.iter() {
+    let groups = s.groups.read().clone();
+    for g in groups.iter() {
         if !group_names.is_empty() && !group_names.contains(&g.group.name.as_str()) {
             continue;
         }
@@ -211,7 +220,8 @@ async fn rules(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> Response {
 
 async fn alerts(State(s): State<ApiState>) -> Response {
     let mut out = Vec::new();
-    for g in s.groups.iter() {
+    let groups = s.groups.read().clone();
+    for g in groups.iter() {
         let st = g.status.lock();
         for rr in &st.rules {
             out.extend(active(rr).map(api_alert));

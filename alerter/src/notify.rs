@@ -75,14 +75,18 @@ pub(crate) struct Shared {
     pub pipeline: Arc<pipeline::Pipeline>,
     pub dispatcher: dispatch::Dispatcher,
     pub started: DateTime<Utc>,
+    /// Stops this configuration's dispatcher and deliveries when a reload replaces it.
+    pub stop: CancellationToken,
 }
 
 /// The running notification pipeline: feed it alerts through [`AlertSink`] or the API v2
 /// router; it groups, mutes, deduplicates and delivers them.
 #[derive(Clone)]
 pub struct Notifier {
-    shared: Arc<Shared>,
+    /// The current configuration's pipeline; replaced whole by [`Notifier::reload`].
+    shared: Arc<parking_lot::RwLock<Arc<Shared>>>,
     tracker: TaskTracker,
+    shutdown: CancellationToken,
 }
 
 impl Notifier {
@@ -102,6 +106,7 @@ impl Notifier {
         let metrics = metrics::Metrics::new();
         metrics.register(registry);
         let store = store::AlertStore::open(tree.clone())?;
+        let stop = shutdown.child_token();
         let pipeline = Arc::new(pipeline::Pipeline {
             receivers: pipeline::build_receivers(&cfg),
             templates,
@@ -111,30 +116,64 @@ impl Notifier {
             nflog: nflog::NotificationLog::open(tree)?,
             metrics,
             external_url: cfg.global.external_url.clone(),
-            shutdown: shutdown.clone(),
+            shutdown: stop.clone(),
             policy: retry::RetryPolicy::default(),
         });
         let tracker = TaskTracker::new();
-        let dispatcher = dispatch::Dispatcher::new(route, pipeline.clone(), shutdown.clone(), tracker.clone());
+        let dispatcher = dispatch::Dispatcher::new(route, pipeline.clone(), stop.clone(), tracker.clone());
         let restored = store.list();
         if !restored.is_empty() {
             tracing::info!(alerts = restored.len(), "Restored alerts from the previous run.");
         }
         dispatcher.insert(&restored);
-        let shared = Arc::new(Shared { cfg, pipeline, dispatcher, started: Utc::now() });
-        tracker.spawn(maintenance(shared.clone(), shutdown));
+        let shared = Arc::new(Shared { cfg, pipeline, dispatcher, started: Utc::now(), stop });
+        tracker.spawn(maintenance(shared.clone(), shutdown.clone()));
         tracker.close();
-        Ok(Notifier { shared, tracker })
+        Ok(Notifier { shared: Arc::new(parking_lot::RwLock::new(shared)), tracker, shutdown })
+    }
+
+    /// Applies a new Alertmanager configuration (routes, receivers, inhibit rules, templates)
+    /// like Alertmanager's reload: the new config is fully built first (an invalid one is
+    /// refused and the old stays), then the dispatcher is replaced and every stored alert is
+    /// handed to the new one. Alerts, silences and the notification log are kept, so nothing
+    /// already delivered is sent again and silences keep muting.
+    pub fn reload(&self, cfg: AlertmanagerConfig) -> Result<(), NotifyError> {
+        cfg.validate()?;
+        let route = route::Route::compile(&cfg.route)?;
+        let inhibitor = inhibit::Inhibitor::compile(&cfg.inhibit_rules)?;
+        let templates = template::Templates::load(&template_paths(&cfg)?)?;
+        let old = self.shared();
+        let stop = self.shutdown.child_token();
+        let pipeline = Arc::new(pipeline::Pipeline {
+            receivers: pipeline::build_receivers(&cfg),
+            templates,
+            silences: old.pipeline.silences.clone(),
+            inhibitor,
+            store: old.pipeline.store.clone(),
+            nflog: old.pipeline.nflog.clone(),
+            metrics: old.pipeline.metrics.clone(),
+            external_url: cfg.global.external_url.clone(),
+            shutdown: stop.clone(),
+            policy: retry::RetryPolicy::default(),
+        });
+        let dispatcher = dispatch::Dispatcher::new(route, pipeline.clone(), stop.clone(), self.tracker.clone());
+        let new = Arc::new(Shared { cfg, pipeline, dispatcher, started: old.started, stop });
+        *self.shared.write() = new.clone();
+        old.stop.cancel();
+        new.dispatcher.insert(&new.pipeline.store.list());
+        tracing::info!(receivers = new.cfg.receivers.len(), "Alertmanager configuration reloaded.");
+        Ok(())
     }
 
     /// Validates and ingests posted alerts (what `POST /api/v2/alerts` does).
     pub async fn receive(&self, posted: Vec<PostableAlert>) -> Result<(), NotifyError> {
         let now = Utc::now();
-        let p = &self.shared.pipeline;
+        let shared = self.shared();
+        let p = &shared.pipeline;
         let mut alerts = Vec::with_capacity(posted.len());
         let mut errors = Vec::new();
         for pa in posted {
-            let a = types::Alert::from_postable(pa, now, self.shared.cfg.global.resolve_timeout);
+            let a = types::Alert::from_postable(pa, now, shared.cfg.global.resolve_timeout);
             match a.validate() {
                 Ok(()) => {
                     let status = if a.is_resolved_at(now) { "resolved" } else { "firing" };
@@ -151,7 +190,7 @@ impl Notifier {
             }
         }
         let stored = p.store.put(alerts).await?;
-        self.shared.dispatcher.insert(&stored);
+        shared.dispatcher.insert(&stored);
         if errors.is_empty() { Ok(()) } else { Err(NotifyError::BadRequest(errors.join("; "))) }
     }
 
@@ -165,8 +204,8 @@ impl Notifier {
         self.tracker.wait().await;
     }
 
-    pub(crate) fn shared(&self) -> &Arc<Shared> {
-        &self.shared
+    pub(crate) fn shared(&self) -> Arc<Shared> {
+        self.shared.read().clone()
     }
 }
 

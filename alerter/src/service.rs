@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::alert::AlertSink;
+use crate::api::SharedGroups;
 use crate::config::{AlerterConfig, ConfigError};
 use crate::eval::sink::{AlertmanagerSink, FanoutSink};
 use crate::eval::{EvalContext, EvalError, GroupRuntime, HttpQueryClient, RemoteWriteClient, SeriesWriter, run_group};
@@ -54,11 +55,20 @@ impl From<Vec<Problem>> for AlerterError {
     }
 }
 
+/// The evaluation tasks of one set of rule groups.
+struct Evaluation {
+    stop: CancellationToken,
+    tasks: TaskTracker,
+}
+
 /// The running alerter.
 pub struct Alerter {
-    groups: Arc<Vec<Arc<GroupRuntime>>>,
+    groups: SharedGroups,
     notifier: Notifier,
-    tracker: TaskTracker,
+    /// The current evaluation tasks; the lock also serialises reloads.
+    running: tokio::sync::Mutex<Evaluation>,
+    ctx: Arc<EvalContext>,
+    shutdown: CancellationToken,
     db: sled::Db,
 }
 
@@ -137,23 +147,68 @@ impl Alerter {
             persist: Some(persist),
             metrics: Some(crate::eval::metrics::RuleMetrics::register(registry)),
         });
-        let tracker = TaskTracker::new();
-        for rt in &runtimes {
-            tracker.spawn(run_group(rt.clone(), ctx.clone(), shutdown.clone()));
-        }
-        tracker.close();
+        let runtimes = Arc::new(runtimes);
+        let running = spawn_groups(&runtimes, &ctx, &shutdown);
         tracing::info!(groups = runtimes.len(), files = files.len(), query_url = %config.query_url, "Alerter started.");
-        Ok(Alerter { groups: Arc::new(runtimes), notifier, tracker, db })
+        Ok(Alerter {
+            groups: Arc::new(parking_lot::RwLock::new(runtimes)),
+            notifier,
+            running: tokio::sync::Mutex::new(running),
+            ctx,
+            shutdown,
+            db,
+        })
+    }
+
+    /// Re-reads the rule files and the Alertmanager config of `config` and applies them, like
+    /// Prometheus' and Alertmanager's reload: everything is loaded and validated first (a
+    /// problem is returned and the running rules and routes stay), then the evaluation tasks are
+    /// stopped, new groups take over the state of rules with the same group, name and labels
+    /// (pending and firing alerts with their `activeAt`, health, series written for staleness,
+    /// as Prometheus' `Group.CopyState`), and start. Silences, stored alerts and the
+    /// notification log are kept. The query URL, remote_write URL, external labels and data
+    /// directory need a restart.
+    pub async fn reload(&self, config: AlerterConfig) -> Result<(), AlerterError> {
+        config.validate()?;
+        let files = rules::expand_globs(&config.rule_files)?;
+        let groups = rules::load_files(&files, config.evaluation_interval)?;
+        let am_cfg = match &config.alertmanager_config {
+            Some(p) => amconfig::load(p)?,
+            None => amconfig::AlertmanagerConfig::default(),
+        };
+        am_cfg.validate().map_err(NotifyError::from)?;
+        let mut running = self.running.lock().await;
+        self.notifier.reload(am_cfg)?;
+        running.stop.cancel();
+        running.tasks.close();
+        running.tasks.wait().await;
+        let old = self.groups.read().clone();
+        let runtimes: Vec<Arc<GroupRuntime>> = groups
+            .into_iter()
+            .map(|g| {
+                let rt = GroupRuntime::new(g);
+                if let Some(prev) = old.iter().find(|o| o.group.file == rt.group.file && o.group.name == rt.group.name)
+                {
+                    copy_state(prev, &rt);
+                }
+                Arc::new(rt)
+            })
+            .collect();
+        let runtimes = Arc::new(runtimes);
+        *running = spawn_groups(&runtimes, &self.ctx, &self.shutdown);
+        *self.groups.write() = runtimes.clone();
+        tracing::info!(groups = runtimes.len(), files = files.len(), "Rules reloaded.");
+        Ok(())
     }
 
     /// `/api/v1/rules`, `/api/v1/alerts` and the Alertmanager API v2.
     pub fn router(&self) -> axum::Router {
-        crate::api::router(self.groups.clone()).merge(self.notifier.router())
+        crate::api::router_shared(self.groups.clone()).merge(self.notifier.router())
     }
 
     /// `/api/v1/rules` and `/api/v1/alerts` alone (the `read` auth group).
     pub fn read_router(&self) -> axum::Router {
-        crate::api::router(self.groups.clone())
+        crate::api::router_shared(self.groups.clone())
     }
 
     /// The Alertmanager API v2 alone (the `alerting` auth group).
@@ -167,16 +222,51 @@ impl Alerter {
     }
 
     /// The loaded groups and their live state.
-    pub fn groups(&self) -> &Arc<Vec<Arc<GroupRuntime>>> {
-        &self.groups
+    pub fn groups(&self) -> Arc<Vec<Arc<GroupRuntime>>> {
+        self.groups.read().clone()
     }
 
     /// Waits for every task to end after shutdown and flushes the database.
     pub async fn stopped(&self) {
-        self.tracker.wait().await;
+        let tasks = self.running.lock().await.tasks.clone();
+        tasks.wait().await;
         self.notifier.stopped().await;
         if let Err(e) = self.db.flush_async().await {
             tracing::warn!(error = %e, "Flushing the alerter database failed.");
+        }
+    }
+}
+
+/// Starts one evaluation task per group, stopped by a child of `shutdown`.
+fn spawn_groups(groups: &[Arc<GroupRuntime>], ctx: &Arc<EvalContext>, shutdown: &CancellationToken) -> Evaluation {
+    let stop = shutdown.child_token();
+    let tasks = TaskTracker::new();
+    for rt in groups {
+        tasks.spawn(run_group(rt.clone(), ctx.clone(), stop.clone()));
+    }
+    tasks.close();
+    Evaluation { stop, tasks }
+}
+
+/// The identity Prometheus uses to carry a rule's state across a reload: kind, name, labels.
+fn rule_identity(r: &crate::rules::Rule) -> (bool, &str, &std::collections::BTreeMap<String, String>) {
+    match r {
+        crate::rules::Rule::Alerting(a) => (true, a.name.as_str(), &a.labels),
+        crate::rules::Rule::Recording(x) => (false, x.name.as_str(), &x.labels),
+    }
+}
+
+/// Copies rule and group state from `from` into the freshly built `to` (same file and name).
+fn copy_state(from: &GroupRuntime, to: &GroupRuntime) {
+    let src = from.status.lock();
+    let mut dst = to.status.lock();
+    dst.last_evaluation = src.last_evaluation;
+    dst.evaluation_time = src.evaluation_time;
+    dst.last_eval_ms = src.last_eval_ms;
+    for (i, rule) in to.group.rules.iter().enumerate() {
+        let id = rule_identity(rule);
+        if let Some(j) = from.group.rules.iter().position(|r| rule_identity(r) == id) {
+            dst.rules[i] = src.rules[j].clone();
         }
     }
 }

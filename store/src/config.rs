@@ -28,6 +28,11 @@ pub struct StoreConfig {
     pub query: QueryConfig,
     /// Storage engine tuning (sled cache, WAL segments, checkpoints).
     pub engine: EngineConfig,
+    /// Serve the TSDB admin API (`/api/v1/admin/tsdb/delete_series`, `clean_tombstones`,
+    /// `snapshot`), like Prometheus' `--web.enable-admin-api`. Off by default because it deletes
+    /// data; while off those routes answer 503 `unavailable` "admin APIs disabled". Read at
+    /// startup only.
+    pub admin_api_enabled: bool,
 }
 
 impl Default for StoreConfig {
@@ -39,6 +44,7 @@ impl Default for StoreConfig {
             limits: Limits::default(),
             query: QueryConfig::default(),
             engine: EngineConfig::default(),
+            admin_api_enabled: false,
         }
     }
 }

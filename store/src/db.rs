@@ -9,11 +9,19 @@
 //!   window), `wal.rs` (write-ahead log, group commit);
 //! - `engine.rs` (open and WAL replay), `ingest.rs`, `query.rs`, `maintain.rs` (checkpoints,
 //!   retention, disk gauges), `diskspace.rs` (`statvfs` free/total space), `compact.rs` (merging a window's chunks into blocks), `fsck.rs`
-//!   (consistency check), `metrics.rs` (every exported metric, documented there).
+//!   (consistency check), `metrics.rs` (every exported metric, documented there);
+//! - `tombstones.rs` (deleted intervals per series, honoured by every read) and `admin.rs`
+//!   (delete_series, clean_tombstones, snapshots: Prometheus' TSDB admin API).
 //!
 //! On disk under `data_dir`: `wal/` (segments), `index/` (sled: series, postings, checkpoint
 //! state, pointers to compacted blocks) and `chunks/` (append-only chunk payload files, one per time window
-//! and generation; retention deletes whole files).
+//! and generation; retention deletes whole files); `snapshots/` holds admin-API snapshots.
+//!
+//! # Corruption
+//!
+//! A chunk whose CRC fails (or whose bytes cannot be read) is skipped, logged with its series and
+//! file location and counted in `crowsnest_store_corrupt_chunks_total`; the series' other chunks
+//! and every other series are still served. Its samples are never served.
 //!
 //! # Durability guarantee
 //!
@@ -39,6 +47,7 @@
 //! by retention and the too-old check is the newest sample in the store (like Prometheus' block
 //! retention), not the wall clock, so backfills of old data work on an empty store.
 
+mod admin;
 pub mod bits;
 mod catalog;
 pub mod chunk;
@@ -54,9 +63,12 @@ mod maintain;
 pub mod metrics;
 pub mod persist;
 mod query;
+mod tombstones;
 pub mod wal;
 pub mod xor;
 
+#[cfg(test)]
+mod admin_tests;
 #[cfg(test)]
 mod recovery_tests;
 #[cfg(test)]
@@ -76,10 +88,15 @@ use parking_lot::Mutex;
 
 use crate::config::StoreConfig;
 use crate::error::StoreError;
+pub use admin::CleanReport;
 pub use compact::CompactReport;
 use engine::Engine;
 pub use fsck::FsckReport;
 pub use maintain::RetentionReport;
+pub use query::take_corrupt_chunks_seen;
+
+/// Folder under `data_dir` holding snapshots (as in Prometheus).
+pub const SNAPSHOTS_DIR: &str = "snapshots";
 
 /// A series' id: stable for the life of the data directory.
 pub type SeriesRef = u64;
@@ -209,8 +226,16 @@ impl Db {
         Ok(Db { engine, maintenance: Mutex::new(Some((tx, handle))) })
     }
 
-    pub fn config(&self) -> &StoreConfig {
-        &self.engine.config
+    /// The current settings (replaced as a whole by [`Db::reload`]).
+    pub fn config(&self) -> Arc<StoreConfig> {
+        self.engine.config()
+    }
+
+    /// Applies new settings without a restart: retention, out-of-order window, limits, checkpoint
+    /// and retention intervals take effect at once. Returns the names of keys that only a
+    /// restart can change (their old values stay). Invalid settings are refused, the old stay.
+    pub fn reload(&self, config: StoreConfig) -> Result<Vec<&'static str>, StoreError> {
+        self.engine.reload(config)
     }
 
     /// Appends a batch. Blocking: returns once accepted samples are durable (survive kill -9).
@@ -317,6 +342,29 @@ impl Db {
     /// Engine counters for benchmarks and diagnostics (bytes per sample, RSS per series).
     pub fn stats(&self) -> StoreStats {
         self.engine.stats()
+    }
+
+    /// Deletes the samples of every series matching any of `matcher_sets` in `[start, end]`
+    /// (tombstones, Prometheus' `delete_series`). Durable when this returns: reads, restarts and
+    /// crashes never show them again. Returns the number of series affected.
+    pub fn delete_series(&self, matcher_sets: &[Vec<Matcher>], start: i64, end: i64) -> Result<u64, StoreError> {
+        self.engine.delete_series(matcher_sets, start, end)
+    }
+
+    /// Rewrites the chunks hit by tombstones without the deleted samples, drops series left
+    /// empty, and clears the tombstones (Prometheus' `clean_tombstones`).
+    pub fn clean_tombstones(&self) -> Result<CleanReport, StoreError> {
+        self.engine.clean_tombstones()
+    }
+
+    /// Writes a snapshot to `<data_dir>/snapshots/<YYYYMMDDTHHMMSSZ>-<16 hex>` (Prometheus' name
+    /// format) and returns its name. The snapshot is a data directory: `crowsnest store
+    /// --data-dir <it>` serves the same data. See [`engine::Engine::snapshot`] for `skip_head`.
+    pub fn snapshot(&self, skip_head: bool) -> Result<String, StoreError> {
+        let name = format!("{}-{:016x}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"), rand::random::<u64>());
+        let parent = self.engine.config().data_dir.join(SNAPSHOTS_DIR);
+        self.engine.snapshot(&parent.join(&name), skip_head)?;
+        Ok(name)
     }
 
     /// Walks every stored chunk, series row, postings row and head snapshot and reports

@@ -9,7 +9,9 @@
 //! - [`params`]: URL + form parameters, times, durations, `limit`, `match[]`.
 //! - [`ingest`]: remote_write and text import. [`series`]: series/labels/values/metadata.
 //! - [`query`]: PromQL endpoints. [`status`]: buildinfo, tsdb, config, flags, runtimeinfo.
+//! - [`admin`]: the TSDB admin API (delete_series, clean_tombstones, snapshot), a separate router.
 
+pub mod admin;
 pub mod error;
 pub mod ingest;
 pub mod params;
@@ -21,6 +23,7 @@ pub mod status;
 mod tests;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use axum::Json;
@@ -50,6 +53,10 @@ pub struct ApiState {
     pub engine: Arc<Engine>,
     /// One permit per concurrently evaluated query (`query.max_concurrent`); waiters queue.
     pub query_slots: Arc<Semaphore>,
+    /// The permits `query_slots` was sized for (resized by [`ApiState::reload`]).
+    pub query_slots_total: Arc<AtomicUsize>,
+    /// The settings at startup (static ones such as `admin_api_enabled`); reloadable values
+    /// are read per request from `db.config()`.
     pub config: Arc<StoreConfig>,
     pub metrics: HttpMetrics,
     pub started: chrono::DateTime<chrono::Utc>,
@@ -69,12 +76,39 @@ impl ApiState {
         });
         ApiState {
             query_slots: Arc::new(Semaphore::new(q.max_concurrent)),
+            query_slots_total: Arc::new(AtomicUsize::new(q.max_concurrent)),
             engine: Arc::new(engine),
             metrics: HttpMetrics::register(registry),
-            config: Arc::new(config),
+            config,
             db,
             started: chrono::Utc::now(),
         }
+    }
+}
+
+impl ApiState {
+    /// Applies reloaded settings to the database and the query slots. Queries running on
+    /// permits beyond a lowered limit finish; new ones wait until the count is under it.
+    pub fn reload(&self, config: StoreConfig) -> Result<Vec<&'static str>, crate::error::StoreError> {
+        let want = config.query.max_concurrent;
+        let fixed = self.db.reload(config)?;
+        let had = self.query_slots_total.swap(want, Ordering::SeqCst);
+        if want > had {
+            self.query_slots.add_permits(want - had);
+        } else if want < had {
+            let mut owed = had - want;
+            owed -= self.query_slots.forget_permits(owed);
+            if owed > 0 {
+                // Held permits: take them back as they are released.
+                let slots = self.query_slots.clone();
+                tokio::spawn(async move {
+                    if let Ok(p) = slots.acquire_many_owned(owed as u32).await {
+                        p.forget();
+                    }
+                });
+            }
+        }
+        Ok(fixed)
     }
 }
 

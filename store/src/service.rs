@@ -53,6 +53,23 @@ impl StoreService {
         read_router(self.state.clone())
     }
 
+    /// The admin routes (`/api/v1/admin/tsdb/*`), kept apart from [`StoreService::router`] so
+    /// the binary can put them behind their own access control.
+    pub fn admin_router(&self) -> axum::Router {
+        crate::http::admin::admin_router(self.state.clone())
+    }
+
+    /// A handle that applies reloaded settings (`/-/reload`), usable after the service moved.
+    pub fn reload_handle(&self) -> ApiState {
+        self.state.clone()
+    }
+
+    /// Applies a reloaded `store:` section (see [`ApiState::reload`]); returns the keys that
+    /// need a restart to change.
+    pub fn reload(&self, config: StoreConfig) -> Result<Vec<&'static str>, StoreError> {
+        self.state.reload(config)
+    }
+
     /// The database, for components in the same process (the alerter's local queries, benches).
     pub fn db(&self) -> Arc<Db> {
         self.db.clone()

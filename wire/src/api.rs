@@ -42,7 +42,7 @@ impl ErrorType {
             ErrorType::Canceled => 499,
             ErrorType::Timeout => 503,
             ErrorType::Internal => 500,
-            ErrorType::Unavailable => 500,
+            ErrorType::Unavailable => 503,
             ErrorType::NotFound => 404,
             ErrorType::NotAcceptable => 406,
         }

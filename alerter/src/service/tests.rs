@@ -38,7 +38,8 @@ fn config(dir: &std::path::Path, url: &str) -> AlerterConfig {
 }
 
 fn firing(a: &Alerter) -> usize {
-    let st = a.groups()[0].status.lock();
+    let groups = a.groups();
+    let st = groups[0].status.lock();
     st.rules[0].alerts.alerts.values().filter(|a| a.state == AlertState::Firing).count()
 }
 
@@ -98,4 +99,67 @@ async fn bad_rules_fail_start() {
     c.evaluation_interval = Duration::from_secs(1);
     let e = Alerter::start(c, &crowsnest_wire::ops::new_registry(), CancellationToken::new()).await.err().unwrap();
     assert!(e.to_string().contains("could not parse expression"), "{e}");
+}
+
+fn alerts_of(a: &Alerter, group: usize) -> Vec<(String, AlertState, i64)> {
+    let groups = a.groups();
+    let st = groups[group].status.lock();
+    st.rules
+        .iter()
+        .flat_map(|r| r.alerts.alerts.values().map(|x| (x.labels["alertname"].clone(), x.state, x.active_at)))
+        .collect()
+}
+
+#[tokio::test]
+async fn reload_keeps_alert_state_and_refuses_broken_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, server) = fake_prometheus().await;
+    let registry = crowsnest_wire::ops::new_registry();
+    let shutdown = CancellationToken::new();
+    let mut c = config(dir.path(), &url);
+    let rules = dir.path().join("r.yml");
+    let pending =
+        "groups:\n- name: g\n  interval: 100ms\n  rules:\n  - alert: JobDown\n    expr: up == 0\n    for: 1h\n";
+    std::fs::write(&rules, pending).unwrap();
+    let am = dir.path().join("am.yml");
+    std::fs::write(&am, "route:\n  receiver: a\nreceivers:\n- name: a\n").unwrap();
+    c.alertmanager_config = Some(am.clone());
+    let a = Alerter::start(c.clone(), &registry, shutdown.clone()).await.unwrap();
+    for _ in 0..50 {
+        if !alerts_of(&a, 0).is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let before = alerts_of(&a, 0);
+    assert_eq!(before.len(), 1);
+    assert_eq!(before[0].1, AlertState::Pending);
+
+    // A second rule and another receiver: the pending alert keeps its activeAt.
+    std::fs::write(&rules, format!("{pending}  - alert: Other\n    expr: vector(1) == 2\n")).unwrap();
+    std::fs::write(&am, "route:\n  receiver: b\nreceivers:\n- name: b\n").unwrap();
+    a.reload(c.clone()).await.unwrap();
+    assert_eq!(a.groups()[0].group.rules.len(), 2);
+    assert_eq!(alerts_of(&a, 0), before);
+    assert_eq!(a.notifier().shared().cfg.receivers[0].name, "b");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // (The fake query API answers every query, so `Other` has an alert now too.)
+    let after: Vec<_> = alerts_of(&a, 0).into_iter().filter(|x| x.0 == "JobDown").collect();
+    assert_eq!(after, before, "evaluation continues on the same alert");
+
+    // Broken rule file: refused with its name, the running rules stay.
+    std::fs::write(&rules, "groups:\n- name: g\n  rules:\n  - alert: X\n    expr: 'up =='\n").unwrap();
+    let e = a.reload(c.clone()).await.unwrap_err().to_string();
+    assert!(e.contains("r.yml") && e.contains("could not parse expression"), "{e}");
+    assert_eq!(a.groups()[0].group.rules.len(), 2);
+    // Broken Alertmanager config: refused too, rules untouched.
+    std::fs::write(&rules, pending).unwrap();
+    std::fs::write(&am, "route:\n  receiver: nobody\nreceivers:\n- name: b\n").unwrap();
+    assert!(a.reload(c.clone()).await.is_err());
+    assert_eq!(a.groups()[0].group.rules.len(), 2);
+    assert_eq!(a.notifier().shared().cfg.receivers[0].name, "b");
+
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(10), a.stopped()).await.unwrap();
+    server.abort();
 }

@@ -16,14 +16,17 @@
 //! the new file), rewriting every chunk of the window into the new file, switching the pointers,
 //! and deleting the old generations one compaction pass later (so queries that already hold an old
 //! pointer can still read it). Retention deletes whole files. Writes are made durable by
-//! [`ChunkFiles::sync`] at checkpoints, before sled is flushed and the WAL truncated. A torn or
-//! corrupt record (a crash in the middle of an append, or unsynced pages lost with the power)
-//! ends a file's scan and the live file is truncated there: everything after it was written after
-//! the last checkpoint's sync, so its samples are still in the WAL.
+//! [`ChunkFiles::sync`] at checkpoints, before sled is flushed and the WAL truncated. A torn tail
+//! (a crash in the middle of an append, or unsynced pages lost with the power: no intact record
+//! after it) ends a file's scan and the live file is truncated there: everything after it was
+//! written after the last checkpoint's sync, so its samples are still in the WAL. Damage in the
+//! middle of a file (a flipped byte on disk) costs only the record it hits: a payload failing its
+//! CRC is skipped by its length, and after a damaged header the scan re-synchronises on the next
+//! intact record; both are logged and counted as corrupt chunks.
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -65,32 +68,79 @@ pub struct Found {
     pub max_t: i64,
 }
 
-/// Parses the records of a file's bytes (streamed, so a big file is not read into memory at
-/// once); returns them and the length of the valid prefix. I/O errors end the scan like corruption.
-fn parse_records(r: impl io::Read, window: i64, generation: u32) -> (Vec<Found>, u64) {
+/// What [`parse_records`] found in one file.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Parsed {
+    pub found: Vec<Found>,
+    /// End of the last intact record: anything after it is a torn or garbage tail.
+    pub valid_end: u64,
+    /// File offsets of records skipped in the middle of the file (payload checksum failed, or a
+    /// damaged header the scan re-synchronised after).
+    pub corrupt: Vec<u64>,
+}
+
+/// Reads one record header at the reader's position: `Some((flags, sref, len))` when the flags,
+/// the header CRC and the length are plausible.
+fn parse_header(h: &[u8; RECORD_HEADER]) -> Option<(u8, u64, usize)> {
+    let crc = u32::from_le_bytes([h[13], h[14], h[15], h[16]]);
+    if !matches!(h[0], FLAG_OPEN | FLAG_SEALED) || crc32fast::hash(&h[..13]) != crc {
+        return None;
+    }
+    let sref = u64::from_le_bytes([h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8]]);
+    let len = u32::from_le_bytes([h[9], h[10], h[11], h[12]]) as usize;
+    (len <= MAX_PAYLOAD).then_some((h[0], sref, len))
+}
+
+/// The offset (relative to `buf`) of the first intact record in `buf`, if any.
+fn resync(buf: &[u8]) -> Option<usize> {
+    (0..buf.len().saturating_sub(RECORD_HEADER)).find(|&i| {
+        let Ok(h) = <[u8; RECORD_HEADER]>::try_from(&buf[i..i + RECORD_HEADER]) else { return false };
+        parse_header(&h).is_some_and(|(_, _, len)| {
+            buf.get(i + RECORD_HEADER..i + RECORD_HEADER + len).is_some_and(|p| super::chunk::meta(p).is_ok())
+        })
+    })
+}
+
+/// Parses the records of a file (streamed, so a big file is not read into memory at once).
+/// A record whose payload fails its checksum is skipped (its header says where the next one
+/// starts); after a damaged header the rest of the file is searched for the next intact record,
+/// so one flipped byte costs one chunk, not the rest of the file. A short read or a tail without
+/// any intact record ends the scan (a torn append). I/O errors end it like corruption.
+pub fn parse_records<R: io::Read + io::Seek>(r: R, window: i64, generation: u32) -> Parsed {
     let mut r = io::BufReader::with_capacity(1 << 16, r);
-    let mut out = Vec::new();
+    let mut out = Parsed::default();
     let mut pos = 0u64;
     let mut h = [0u8; RECORD_HEADER];
     let mut payload = Vec::new();
     while r.read_exact(&mut h).is_ok() {
-        let crc = u32::from_le_bytes([h[13], h[14], h[15], h[16]]);
-        if !matches!(h[0], FLAG_OPEN | FLAG_SEALED) || crc32fast::hash(&h[..13]) != crc {
-            break;
-        }
-        let sref = u64::from_le_bytes([h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8]]);
-        let len = u32::from_le_bytes([h[9], h[10], h[11], h[12]]) as usize;
-        if len > MAX_PAYLOAD {
-            break;
-        }
+        let Some((flags, sref, len)) = parse_header(&h) else {
+            let mut rest = Vec::new();
+            let found = r
+                .seek(io::SeekFrom::Start(pos + 1))
+                .and_then(|_| r.read_to_end(&mut rest))
+                .ok()
+                .and_then(|_| resync(&rest));
+            match found {
+                Some(i) if r.seek(io::SeekFrom::Start(pos + 1 + i as u64)).is_ok() => {
+                    out.corrupt.push(pos);
+                    pos += 1 + i as u64;
+                    continue;
+                }
+                _ => break,
+            }
+        };
         payload.resize(len, 0);
         if r.read_exact(&mut payload).is_err() {
             break;
         }
-        let Ok(meta) = super::chunk::meta(&payload) else { break };
         let start = pos + RECORD_HEADER as u64;
-        out.push(Found {
-            flags: h[0],
+        pos = start + len as u64;
+        let Ok(meta) = super::chunk::meta(&payload) else {
+            out.corrupt.push(start - RECORD_HEADER as u64);
+            continue;
+        };
+        out.found.push(Found {
+            flags,
             sref,
             window,
             generation,
@@ -99,9 +149,9 @@ fn parse_records(r: impl io::Read, window: i64, generation: u32) -> (Vec<Found>,
             min_t: meta.min_t,
             max_t: meta.max_t,
         });
-        pos = start + len as u64;
+        out.valid_end = pos;
     }
-    (out, pos)
+    out
 }
 
 struct Live {
@@ -120,6 +170,8 @@ pub struct ChunkFiles {
     readers: RwLock<HashMap<(i64, u32), Arc<File>>>,
     /// Generations replaced by a seal, deleted at the start of the next compaction pass.
     retired: Mutex<Vec<(i64, u32)>>,
+    /// Records skipped as corrupt by [`ChunkFiles::scan`] (added to the corrupt-chunk counter).
+    pub corrupt_at_scan: std::sync::atomic::AtomicU64,
 }
 
 fn file_name(window: i64, generation: u32) -> String {
@@ -174,6 +226,7 @@ impl ChunkFiles {
             live: Mutex::new(live),
             readers: RwLock::new(HashMap::new()),
             retired: Mutex::new(retired),
+            corrupt_at_scan: Default::default(),
         })
     }
 
@@ -204,7 +257,15 @@ impl ChunkFiles {
                 let path = self.path(w, g);
                 let file = File::open(&path)?;
                 let size = file.metadata()?.len();
-                let (found, valid) = parse_records(file, w, g);
+                let Parsed { found, valid_end: valid, corrupt } = parse_records(file, w, g);
+                for at in &corrupt {
+                    tracing::error!(
+                        file = %path.display(),
+                        offset = at,
+                        "Corrupt chunk record skipped (checksum or header damaged); its samples are not served."
+                    );
+                }
+                self.corrupt_at_scan.fetch_add(corrupt.len() as u64, std::sync::atomic::Ordering::Relaxed);
                 if valid < size {
                     tracing::warn!(
                         file = %path.display(),
@@ -334,6 +395,62 @@ impl ChunkFiles {
         Ok(())
     }
 
+    /// Marks `window` for sealing by the next compaction (its chunks were rewritten by
+    /// `clean_tombstones`: sealing writes a new generation without the dropped records).
+    pub fn mark_unsealed(&self, window: i64) {
+        if let Some(l) = self.live.lock().get_mut(&window) {
+            l.unsealed = true;
+        }
+    }
+
+    /// Copies every payload file and seal marker into `dest` (snapshots): generations older than
+    /// their window's live one never change again and are hard-linked (copied when linking fails,
+    /// e.g. across filesystems); live generations may still be appended to, so only the bytes
+    /// written so far are copied. The caller holds the compaction lock (no generation is retired,
+    /// deleted or started meanwhile). Returns (files linked, files copied).
+    pub fn snapshot_to(&self, dest: &Path) -> io::Result<(usize, usize)> {
+        fs::create_dir_all(dest)?;
+        // (name, bytes to copy or None for an immutable file), taken under the append lock.
+        let mut plan: Vec<(String, Option<u64>)> = Vec::new();
+        {
+            let live = self.live.lock();
+            for e in fs::read_dir(&self.dir)? {
+                let name = e?.file_name().to_string_lossy().into_owned();
+                let Some((w, g)) = parse_any(&name) else { continue };
+                if !name.ends_with(".dat") {
+                    plan.push((name, Some(0)));
+                    continue;
+                }
+                match live.get(&w) {
+                    Some(l) if l.generation == g && l.file.is_some() => plan.push((name, Some(l.len))),
+                    Some(l) if l.generation == g => {
+                        let len = fs::metadata(self.dir.join(&name))?.len();
+                        plan.push((name, Some(len)));
+                    }
+                    _ => plan.push((name, None)),
+                }
+            }
+        }
+        let (mut linked, mut copied) = (0, 0);
+        for (name, len) in plan {
+            let (src, dst) = (self.dir.join(&name), dest.join(&name));
+            if len.is_none() && fs::hard_link(&src, &dst).is_ok() {
+                linked += 1;
+                continue;
+            }
+            let mut from = File::open(&src)?;
+            let mut to = File::create(&dst)?;
+            match len {
+                Some(n) => io::copy(&mut (&mut from).take(n), &mut to)?,
+                None => io::copy(&mut from, &mut to)?,
+            };
+            to.sync_all()?;
+            copied += 1;
+        }
+        File::open(dest)?.sync_all()?;
+        Ok((linked, copied))
+    }
+
     /// Deletes the generations retired by the previous pass; returns `(window, generation)` for
     /// each retirement (every generation up to and including it is gone).
     pub fn delete_retired(&self) -> io::Result<Vec<(i64, u32)>> {
@@ -461,15 +578,28 @@ mod tests {
         let mut with_bad = buf.clone();
         with_bad.extend_from_slice(&bad);
         with_bad.extend_from_slice(&buf);
-        let (found, valid) = parse_records(&with_bad[..], 1, 0);
-        assert_eq!((found.len(), valid), (1, good));
-        // Zeroed pages (lost writes) and a damaged header end it too.
+        let p = parse_records(io::Cursor::new(&with_bad[..]), 1, 0);
+        // The bad record is skipped, the one after it is still found.
+        assert_eq!(p.found.iter().map(|f| f.sref).collect::<Vec<_>>(), vec![5, 5]);
+        assert_eq!((p.valid_end, p.corrupt.clone()), (with_bad.len() as u64, vec![good]));
+        // Zeroed pages (lost writes) at the end are a torn tail, not corruption.
         let mut zeros = buf.clone();
         zeros.extend_from_slice(&[0u8; 64]);
-        assert_eq!(parse_records(&zeros[..], 1, 0).1, good);
+        let p = parse_records(io::Cursor::new(&zeros[..]), 1, 0);
+        assert_eq!((p.valid_end, p.corrupt.len()), (good, 0));
+        // A damaged header (here its length field) costs that record only: the scan
+        // re-synchronises on the next intact record.
         let mut hdr = buf.clone();
-        hdr[3] ^= 1;
-        assert_eq!(parse_records(&hdr[..], 1, 0), (vec![], 0));
+        hdr.extend_from_slice(&buf);
+        hdr[10] ^= 0x40;
+        let p = parse_records(io::Cursor::new(&hdr[..]), 1, 0);
+        assert_eq!(p.found.len(), 1);
+        assert_eq!(p.found[0].offset, good + RECORD_HEADER as u64);
+        assert_eq!((p.valid_end, p.corrupt.clone()), (hdr.len() as u64, vec![0]));
+        // A damaged header with nothing intact after it is a torn tail.
+        let mut tail = buf.clone();
+        tail[3] ^= 1;
+        assert_eq!(parse_records(io::Cursor::new(&tail[..]), 1, 0), Parsed::default());
     }
 
     #[test]

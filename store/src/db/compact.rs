@@ -35,6 +35,11 @@ impl Engine {
     /// the window's next file generation; the old generation is deleted by the next pass.
     pub fn compact(&self, horizon: i64) -> Result<CompactReport, StoreError> {
         let _g = self.compaction_lock.lock();
+        self.compact_locked(horizon)
+    }
+
+    /// [`Engine::compact`] for a caller that already holds the compaction lock.
+    pub(super) fn compact_locked(&self, horizon: i64) -> Result<CompactReport, StoreError> {
         let mut report = CompactReport::default();
         self.delete_retired()?;
         for w in self.disk.files.unsealed_before(horizon) {
@@ -130,7 +135,7 @@ impl Engine {
     /// in-order samples (head chunks span at most `CHUNK_SPAN_MS`) nor out-of-order ones.
     pub fn compaction_horizon(&self) -> i64 {
         let newest = self.max_time.load(Ordering::Relaxed);
-        let window = i64::try_from(self.config.out_of_order_window.as_millis()).unwrap_or(i64::MAX);
+        let window = i64::try_from(self.config().out_of_order_window.as_millis()).unwrap_or(i64::MAX);
         newest.saturating_sub(window.max(CHUNK_SPAN_MS))
     }
 }

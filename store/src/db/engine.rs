@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -15,6 +16,7 @@ use super::head::{DiskCache, MemSeries, SHARD_BITS, SHARDS, Shard, shard_of_hash
 use super::index::{Postings, decode_labels, hash_labels};
 use super::metrics::Metrics;
 use super::persist::Disk;
+use super::tombstones::{self, Tombstones};
 use super::wal::{self, Record, Wal};
 use super::xor::XorChunk;
 use crate::config::StoreConfig;
@@ -22,7 +24,8 @@ use crate::error::StoreError;
 
 /// Everything the database holds, shared with the maintenance thread.
 pub struct Engine {
-    pub(super) config: StoreConfig,
+    /// The settings; swapped whole by [`Engine::reload`] (retention, limits, intervals).
+    config: RwLock<Arc<StoreConfig>>,
     pub(super) disk: Disk,
     pub(super) wal: Wal,
     pub(super) shards: Box<[Mutex<Shard>]>,
@@ -35,6 +38,8 @@ pub struct Engine {
     pub(super) max_time: AtomicI64,
     pub(super) metadata: RwLock<BTreeMap<String, MetadataEntry>>,
     pub(super) metrics: Metrics,
+    /// Deleted intervals per series (`delete_series`), honoured by every read.
+    pub(super) tombstones: Tombstones,
     /// Series created since the last checkpoint whose sled rows (series, postings) are not
     /// written yet: the WAL's series records cover them until the checkpoint writes them in one
     /// go, which keeps sled off the ingest path.
@@ -95,12 +100,15 @@ impl Engine {
                 _ => {}
             }
         }
+        metrics.corrupt_chunks.inc_by(disk.files.corrupt_at_scan.load(Ordering::Relaxed));
         let chunks = disk.chunk_count();
         metrics.chunks.set(chunks as i64);
         let last_segment = wal::list_segments(&wal_dir(&config)).ok().and_then(|v| v.last().copied()).unwrap_or(0);
+        let tombstones = Tombstones::load(disk.open_tree(tombstones::TREE)?)?;
         let engine = Engine {
+            tombstones,
             wal: Wal::create(&wal_dir(&config), last_segment, config.engine.wal_segment_bytes)?,
-            config,
+            config: RwLock::new(Arc::new(config)),
             disk,
             shards: shards.into_iter().map(Mutex::new).collect(),
             postings: RwLock::new(postings),
@@ -135,6 +143,39 @@ impl Engine {
         Ok(engine)
     }
 
+    /// The current settings.
+    pub fn config(&self) -> Arc<StoreConfig> {
+        self.config.read().clone()
+    }
+
+    /// Applies new settings at runtime. Settings fixed at open (the data directory, sled's
+    /// cache, the WAL segment size) keep their current values; the returned list names those
+    /// that differed, so the caller can say a restart is needed for them.
+    pub fn reload(&self, mut new: StoreConfig) -> Result<Vec<&'static str>, StoreError> {
+        new.validate()?;
+        let old = self.config();
+        let mut fixed = Vec::new();
+        if new.data_dir != old.data_dir {
+            fixed.push("store.data_dir");
+            new.data_dir = old.data_dir.clone();
+        }
+        if new.engine.cache_capacity_bytes != old.engine.cache_capacity_bytes {
+            fixed.push("store.engine.cache_capacity_bytes");
+            new.engine.cache_capacity_bytes = old.engine.cache_capacity_bytes;
+        }
+        if new.engine.wal_segment_bytes != old.engine.wal_segment_bytes {
+            fixed.push("store.engine.wal_segment_bytes");
+            new.engine.wal_segment_bytes = old.engine.wal_segment_bytes;
+        }
+        if new.admin_api_enabled != old.admin_api_enabled {
+            fixed.push("store.admin_api_enabled");
+            new.admin_api_enabled = old.admin_api_enabled;
+        }
+        new.validate()?;
+        *self.config.write() = Arc::new(new);
+        Ok(fixed)
+    }
+
     /// Re-applies the WAL segments written since the last checkpoint (the new segment this
     /// process writes to is empty, so it is read harmlessly).
     fn replay(&self) -> Result<(u64, u64), StoreError> {
@@ -144,7 +185,7 @@ impl Engine {
         let mut aliases: HashMap<u64, u64> = HashMap::new();
         let mut records = 0u64;
         let mut samples = 0u64;
-        wal::replay(&wal_dir(&self.config), |rec| {
+        wal::replay(&wal_dir(&self.config()), |rec| {
             if first_err.is_some() {
                 return;
             }

@@ -142,15 +142,16 @@ impl MemSeries {
         let (disk, m) = (cache.disk, cache.m);
         let covered = cache.chunks.iter().any(|(c, _)| c.min_t <= t && t <= c.max_t);
         if !covered {
-            for raw in disk.chunks_overlapping(sref, t, t)? {
-                match chunk::decode(&raw) {
+            for c in disk.chunks_overlapping(sref, t, t)? {
+                let location = c.location;
+                match c.bytes.and_then(|raw| chunk::decode(&raw).map_err(|e| StoreError::Corrupt(e.to_string()))) {
                     Ok((meta, s)) if !cache.chunks.iter().any(|(c, _)| c.min_t == meta.min_t) => {
                         cache.chunks.push((meta, s))
                     }
                     Ok(_) => {}
                     Err(e) => {
                         m.corrupt_chunks.inc();
-                        tracing::error!(series = sref, error = %e, "Corrupt chunk skipped.");
+                        tracing::error!(series = sref, chunk = %location, error = %e, "Corrupt chunk skipped.");
                     }
                 }
             }

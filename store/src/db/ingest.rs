@@ -36,7 +36,8 @@ impl Engine {
             return Err((RejectReason::InvalidLabels, "series has no labels".into()));
         }
         validate_sorted(labels).map_err(|e| (RejectReason::InvalidLabels, e.to_string()))?;
-        let lim = &self.config.limits;
+        let cfg = self.config();
+        let lim = &cfg.limits;
         if labels.len() > lim.max_label_names_per_series {
             return Err((
                 RejectReason::TooManyLabels,
@@ -82,7 +83,7 @@ impl Engine {
         if let Some(r) = shard.find(hash, labels) {
             return Ok(Ok(r));
         }
-        let limit = self.config.limits.max_active_series;
+        let limit = self.config().limits.max_active_series;
         if self.active.load(Ordering::Relaxed) >= limit as i64 {
             return Ok(Err((
                 RejectReason::SeriesLimit,
@@ -112,8 +113,9 @@ impl Engine {
         let mut out = AppendOutcome::default();
         let total: usize = batch.iter().map(|t| t.samples.len()).sum();
         let mut logged: Vec<(u64, i64, u64)> = Vec::with_capacity(total);
-        let window = i64::try_from(self.config.out_of_order_window.as_millis()).unwrap_or(i64::MAX);
-        let retention = i64::try_from(self.config.retention.as_millis()).unwrap_or(i64::MAX);
+        let cfg = self.config();
+        let window = i64::try_from(cfg.out_of_order_window.as_millis()).unwrap_or(i64::MAX);
+        let retention = i64::try_from(cfg.retention.as_millis()).unwrap_or(i64::MAX);
         let newest = self.max_time.load(Ordering::Relaxed);
         let oldest_allowed = if newest == i64::MIN { i64::MIN } else { newest.saturating_sub(retention) };
         let mut batch_max = i64::MIN;

@@ -36,7 +36,7 @@ impl Engine {
         drop(pending);
         let mut ranges: Vec<(u64, i64, i64)> = Vec::new();
         let mut heads: Vec<(u64, Vec<u8>)> = Vec::new();
-        let idle_ms = i64::try_from(self.config.engine.head_idle_timeout.as_millis()).unwrap_or(i64::MAX);
+        let idle_ms = i64::try_from(self.config().engine.head_idle_timeout.as_millis()).unwrap_or(i64::MAX);
         let idle_before = self.max_time.load(Ordering::Relaxed).saturating_sub(idle_ms);
         let mut closed = 0i64;
         for shard in self.shards.iter() {
@@ -77,13 +77,15 @@ impl Engine {
 
     /// Drops chunks that end before `newest sample − retention`, and series with nothing left.
     pub fn apply_retention(&self) -> Result<RetentionReport, StoreError> {
+        // Retention deletes chunk files: not while a snapshot copies them or a compaction seals.
+        let _g = self.compaction_lock.lock();
         let mut report = RetentionReport::default();
         let newest = self.max_time.load(Ordering::Relaxed);
         *self.last_retention.lock() = Instant::now();
         if newest == i64::MIN {
             return Ok(report);
         }
-        let cutoff = newest.saturating_sub(i64::try_from(self.config.retention.as_millis()).unwrap_or(i64::MAX));
+        let cutoff = newest.saturating_sub(i64::try_from(self.config().retention.as_millis()).unwrap_or(i64::MAX));
         let mut old: Vec<u64> = Vec::new();
         for shard in self.shards.iter() {
             // Series that never got a sample (all refused) have min_t == i64::MAX and go too.
@@ -154,7 +156,7 @@ impl Engine {
         let total = wal + self.disk.size_on_disk();
         self.metrics.wal_bytes.set(wal);
         self.metrics.disk_bytes.set(total);
-        match super::diskspace::fs_space(&self.config.data_dir) {
+        match super::diskspace::fs_space(&self.config().data_dir) {
             Ok(fs) => {
                 self.metrics.disk_free.set(fs.free);
                 self.metrics.disk_total.set(fs.total);
@@ -184,7 +186,8 @@ impl Engine {
 
     /// One round of the maintenance loop.
     fn tick(&self) -> Result<(), StoreError> {
-        let cfg = &self.config.engine;
+        let config = self.config();
+        let cfg = &config.engine;
         let wal_bytes = self.wal.disk_bytes();
         if self.last_checkpoint.lock().elapsed() >= cfg.checkpoint_interval || wal_bytes >= cfg.checkpoint_wal_bytes {
             self.checkpoint(false)?;

@@ -26,7 +26,8 @@
 //! - `crowsnest_store_retention_chunks_dropped_total` / `crowsnest_store_retention_series_dropped_total`:
 //!   what retention removed.
 //! - `crowsnest_store_compacted_chunks_total`: chunks merged into bigger blocks by compaction.
-//! - `crowsnest_store_corrupt_chunks_total`: chunks whose checksum or format failed on read.
+//! - `crowsnest_store_corrupt_chunks_total`: chunks whose checksum or format failed on read (each
+//!   read that skips one counts), plus damaged chunk-file records skipped by the start-up scan.
 
 use std::sync::atomic::AtomicU64;
 

@@ -88,6 +88,38 @@ pub fn value_min_t(v: &[u8]) -> Option<i64> {
     }
 }
 
+/// Where a stored chunk lives, for error logs (`chunks/w12-g1.dat@4096+311`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkLocation {
+    /// A payload file record: the payload's offset and length.
+    File { window: i64, generation: u32, offset: u64, len: usize },
+    /// Inline in the sled index (older layout).
+    Index,
+}
+
+impl From<Pointer> for ChunkLocation {
+    fn from(p: Pointer) -> Self {
+        ChunkLocation::File { window: p.window, generation: p.generation, offset: p.offset, len: p.len }
+    }
+}
+
+impl std::fmt::Display for ChunkLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChunkLocation::File { window, generation, offset, len } => {
+                write!(f, "chunks/w{window}-g{generation}.dat@{offset}+{len}")
+            }
+            ChunkLocation::Index => f.write_str("index"),
+        }
+    }
+}
+
+/// One chunk read for a query: where it is and its bytes (or why they could not be read).
+pub struct StoredChunk {
+    pub location: ChunkLocation,
+    pub bytes: Result<Vec<u8>, StoreError>,
+}
+
 /// A chunk's key (as in the `chunks` tree) and payload.
 pub type KeyedChunk = ([u8; 16], Vec<u8>);
 
@@ -287,20 +319,23 @@ impl Disk {
     }
 
     /// Chunks of `sref` that may overlap `[start, end]` (by their end time and start time, checksum
-    /// not yet verified); sealed blocks first, each group in end-time order.
-    pub fn chunks_overlapping(&self, sref: u64, start: i64, end: i64) -> Result<Vec<Vec<u8>>, StoreError> {
+    /// not yet verified); sealed blocks first, each group in end-time order. A chunk whose bytes
+    /// cannot be read is returned as an error beside its location, so one bad chunk does not hide
+    /// the others (the caller logs, counts and skips it).
+    pub fn chunks_overlapping(&self, sref: u64, start: i64, end: i64) -> Result<Vec<StoredChunk>, StoreError> {
         let lo = chunk_key(sref, start);
         let hi = chunk_key(sref, end.saturating_add(BLOCK_WINDOW_MS));
         let mut out = Vec::new();
         for kv in self.chunks.range(lo..=hi) {
             let v = kv?.1;
             if value_min_t(&v).is_none_or(|min_t| min_t <= end) {
-                out.push(self.resolve(&v)?);
+                let location = decode_pointer(&v).map_or(ChunkLocation::Index, ChunkLocation::from);
+                out.push(StoredChunk { location, bytes: self.resolve(&v) });
             }
         }
         for (_, p) in self.open_range(sref, flip(start), flip(end.saturating_add(BLOCK_WINDOW_MS))) {
             if p.min_t <= end {
-                out.push(self.read_pointer(&p)?);
+                out.push(StoredChunk { location: ChunkLocation::from(p), bytes: self.read_pointer(&p) });
             }
         }
         Ok(out)
@@ -413,6 +448,20 @@ impl Disk {
     /// sled's files plus the chunk payload files.
     pub fn size_on_disk(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0) + self.files.disk_bytes()
+    }
+
+    /// Opens (creating if needed) another tree of the index database.
+    pub(super) fn open_tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
+        Ok(self.db.open_tree(name)?)
+    }
+
+    /// Writes a copy of every index tree into a new sled database at `path` (snapshots). The
+    /// caller holds the locks of every index writer (checkpoint, compaction, retention, deletes).
+    pub(super) fn copy_index_to(&self, path: &Path) -> Result<(), StoreError> {
+        let copy = sled::Config::new().path(path).cache_capacity(8 << 20).flush_every_ms(None).open()?;
+        copy.import(self.db.export());
+        copy.flush()?;
+        Ok(())
     }
 
     /// sled's files alone.

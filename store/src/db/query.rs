@@ -14,9 +14,20 @@ use super::head::{SHARDS, shard_of_ref};
 use super::index::decode_labels;
 use super::{StoreError, TsdbStatus};
 
+thread_local! {
+    /// Corrupt chunks skipped by reads on this thread (a PromQL evaluation runs on one blocking
+    /// thread, so the query handler can turn them into a warning for exactly its query).
+    static CORRUPT_SEEN: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Returns and resets the number of corrupt chunks reads on this thread skipped.
+pub fn take_corrupt_chunks_seen() -> u64 {
+    CORRUPT_SEEN.with(|c| c.replace(0))
+}
+
 impl Engine {
     /// Series refs matching any matcher set (all series when there is none).
-    fn candidates(&self, matcher_sets: &[Vec<Matcher>]) -> RoaringBitmap {
+    pub(super) fn candidates(&self, matcher_sets: &[Vec<Matcher>]) -> RoaringBitmap {
         let p = self.postings.read();
         if matcher_sets.is_empty() {
             return p.all().clone();
@@ -29,7 +40,7 @@ impl Engine {
     }
 
     /// Keeps the refs whose data overlaps `[start, end]`; returns them with their labels.
-    fn in_range(&self, refs: &RoaringBitmap, start: i64, end: i64) -> Vec<(u64, Box<[u8]>)> {
+    pub(super) fn in_range(&self, refs: &RoaringBitmap, start: i64, end: i64) -> Vec<(u64, Box<[u8]>)> {
         let mut by_shard: Vec<Vec<u64>> = vec![Vec::new(); SHARDS];
         for r in refs {
             by_shard[shard_of_ref(r as u64)].push(r as u64);
@@ -49,11 +60,19 @@ impl Engine {
                 }
             }
         }
+        if !self.tombstones.is_empty() {
+            // A series with tombstones is listed only while a sample survives them in the range
+            // (Prometheus hides fully deleted series from series, labels and label values too).
+            out.retain(|(r, _)| {
+                !self.tombstones.has(*r)
+                    || self.series_samples(*r, start, end).map_or(true, |v| v.is_some_and(|v| !v.is_empty()))
+            });
+        }
         out
     }
 
     fn in_range_bitmap(&self, refs: RoaringBitmap, start: i64, end: i64) -> RoaringBitmap {
-        if start == i64::MIN && end == i64::MAX {
+        if start == i64::MIN && end == i64::MAX && self.tombstones.is_empty() {
             return refs;
         }
         self.in_range(&refs, start, end).into_iter().map(|(r, _)| r as u32).collect()
@@ -98,8 +117,11 @@ impl Engine {
     }
 
     /// The samples of one series in `[start, end]`: head first (under the shard lock), then the
-    /// stored chunks, merged and de-duplicated by timestamp. Reading the head before the chunks
-    /// means a chunk closed in between is seen at least once.
+    /// stored chunks, merged and de-duplicated by timestamp, minus deleted intervals (tombstones).
+    /// Reading the head before the chunks means a chunk closed in between is seen at least once.
+    /// A chunk that fails its checksum or cannot be read is logged with its location, counted in
+    /// `crowsnest_store_corrupt_chunks_total` and skipped: the rest of the series is served, and
+    /// no sample of the bad chunk is (its bytes cannot be trusted).
     pub fn series_samples(&self, sref: u64, start: i64, end: i64) -> Result<Option<Vec<Sample>>, StoreError> {
         let mem = {
             let shard = self.shards[shard_of_ref(sref)].lock();
@@ -109,8 +131,9 @@ impl Engine {
             }
         };
         let mut out: Vec<Sample> = Vec::new();
-        for raw in self.disk.chunks_overlapping(sref, start, end)? {
-            match chunk::decode(&raw) {
+        for c in self.disk.chunks_overlapping(sref, start, end)? {
+            let decoded = c.bytes.and_then(|raw| chunk::decode(&raw).map_err(|e| StoreError::Corrupt(e.to_string())));
+            match decoded {
                 Ok((meta, samples)) => {
                     if meta.max_t < start || meta.min_t > end {
                         continue;
@@ -119,14 +142,31 @@ impl Engine {
                 }
                 Err(e) => {
                     self.metrics.corrupt_chunks.inc();
-                    return Err(StoreError::Corrupt(format!("chunk of series {sref}: {e}")));
+                    CORRUPT_SEEN.with(|c| c.set(c.get() + 1));
+                    let series = self.series_name(sref);
+                    tracing::error!(
+                        series = %series,
+                        series_ref = sref,
+                        chunk = %c.location,
+                        error = %e,
+                        "Corrupt chunk skipped; the series' other chunks are served."
+                    );
                 }
             }
         }
         out.extend(mem);
         out.sort_by_key(|s| s.timestamp);
         out.dedup_by_key(|s| s.timestamp);
+        if let Some(deleted) = self.tombstones.get(sref) {
+            out.retain(|s| !super::tombstones::covers(&deleted, s.timestamp));
+        }
         Ok(Some(out))
+    }
+
+    /// A series' labels in Prometheus notation, for logs.
+    fn series_name(&self, sref: u64) -> String {
+        let shard = self.shards[shard_of_ref(sref)].lock();
+        shard.series.get(&sref).map(|s| decode_labels(&s.labels).to_string()).unwrap_or_else(|| format!("#{sref}"))
     }
 
     /// `Storage::select`: series sorted by labels, each read lazily when the iterator reaches it.

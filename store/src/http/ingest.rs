@@ -22,7 +22,8 @@ const PROTO_V2: &str = "io.prometheus.write.v2.request";
 
 /// `POST /api/v1/write`.
 pub async fn write(State(s): State<ApiState>, req_headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
-    let limits = &s.config.limits;
+    let cfg = s.db.config();
+    let limits = &cfg.limits;
     if let Some(ct) = header_str(&req_headers, header::CONTENT_TYPE) {
         let ct = ct.to_ascii_lowercase();
         if ct.contains(PROTO_V2) {
@@ -79,7 +80,8 @@ pub async fn import_prometheus(
         ))
         .with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
     }
-    let limit = s.config.limits.max_decompressed_bytes.max(s.config.limits.max_request_body_bytes);
+    let cfg = s.db.config();
+    let limit = cfg.limits.max_decompressed_bytes.max(cfg.limits.max_request_body_bytes);
     check_content_length(&req_headers, limit)?;
     let raw = read_body(body, limit).await?;
     let text = String::from_utf8(raw)

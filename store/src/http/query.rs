@@ -81,7 +81,8 @@ async fn evaluate(
     timeout_ms: Option<i64>,
     lookback_ms: Option<i64>,
 ) -> Result<QueryOutput, ApiError> {
-    let mut timeout = s.config.query.timeout;
+    let cfg = s.db.config();
+    let mut timeout = cfg.query.timeout;
     if let Some(t) = timeout_ms {
         timeout = timeout.min(Duration::from_millis(t.max(0) as u64));
     }
@@ -95,6 +96,9 @@ async fn evaluate(
         Ok(Ok(permit)) => permit,
     };
     let mut engine = (*s.engine).clone();
+    // Reloadable settings (`/-/reload`) apply to the next query.
+    engine.options.lookback_delta_ms = i64::try_from(cfg.query.lookback_delta.as_millis()).unwrap_or(i64::MAX);
+    engine.options.max_samples = cfg.query.max_samples;
     engine.options.timeout = deadline.saturating_duration_since(tokio::time::Instant::now());
     if let Some(lb) = lookback_ms.filter(|l| *l > 0) {
         engine.options.lookback_delta_ms = lb;
@@ -104,10 +108,18 @@ async fn evaluate(
     let task = tokio::task::spawn_blocking(move || {
         // The slot stays taken until evaluation really stops, even after a timeout answer.
         let _permit = permit;
-        match job {
+        crate::db::take_corrupt_chunks_seen();
+        let out = match job {
             Job::Instant { time } => engine.instant(&*db, &query, time, &tok),
             Job::Range { start, end, step } => engine.range(&*db, &query, start, end, step, &tok),
-        }
+        };
+        let corrupt = crate::db::take_corrupt_chunks_seen();
+        out.map(|mut o| {
+            if corrupt > 0 {
+                o.warnings.push(format!("{corrupt} {CORRUPT_WARNING}"));
+            }
+            o
+        })
     });
     match tokio::time::timeout_at(deadline, task).await {
         Err(_) => {
@@ -117,6 +129,10 @@ async fn evaluate(
         Ok(joined) => Ok(joined??),
     }
 }
+
+/// The warning added when stored chunks failed their checksum during a query (after the count).
+pub const CORRUPT_WARNING: &str =
+    "stored chunk(s) failed their checksum and were skipped; the result lacks their samples";
 
 /// The success envelope: `limit` applied to vector/matrix results, annotations capped.
 fn respond(out: QueryOutput, limit: Option<usize>) -> Response {

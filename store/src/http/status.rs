@@ -103,7 +103,7 @@ struct ConfigYaml {
 
 /// `GET /api/v1/status/config`: the store's effective configuration as YAML.
 pub async fn config(State(s): State<ApiState>) -> Result<Response, ApiError> {
-    let yaml = config_yaml(&s.config)?;
+    let yaml = config_yaml(&s.db.config())?;
     Ok(success(ConfigYaml { yaml }, vec![], vec![]))
 }
 
@@ -141,7 +141,7 @@ fn to_yaml(v: &serde_json::Value, indent: usize) -> String {
 
 /// `GET /api/v1/status/flags`: our settings under the names of Prometheus' equivalent flags.
 pub async fn flags(State(s): State<ApiState>) -> Response {
-    let c = &s.config;
+    let c = s.db.config();
     let flags: BTreeMap<&str, String> = BTreeMap::from([
         ("storage.tsdb.path", c.data_dir.display().to_string()),
         ("storage.tsdb.retention.time", format_duration(c.retention)),
@@ -196,7 +196,7 @@ pub async fn runtimeinfo(State(s): State<ApiState>) -> Response {
         gomemlimit: i64::MAX,
         gogc: String::new(),
         godebug: String::new(),
-        storage_retention: format_duration(s.config.retention),
+        storage_retention: format_duration(s.db.config().retention),
     };
     success(info, vec![], vec![])
 }

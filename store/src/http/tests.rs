@@ -28,7 +28,7 @@ pub(super) struct TestApp {
     pub state: ApiState,
     pub router: Router,
     pub registry: crowsnest_wire::ops::SharedRegistry,
-    _dir: tempfile::TempDir,
+    pub _dir: tempfile::TempDir,
 }
 
 pub(super) fn app() -> TestApp {
