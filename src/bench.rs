@@ -4,6 +4,7 @@
 pub mod ingest;
 pub mod procstat;
 pub mod query;
+pub mod soak;
 pub mod workload;
 
 /// `crowsnest bench` subcommands.
@@ -15,6 +16,9 @@ pub enum BenchCommand {
     Ingest(ingest::IngestArgs),
     /// Measure dashboard query latency against a Prometheus-compatible API.
     Query(query::QueryArgs),
+    /// Sustained remote_write at a fixed rate with concurrent dashboard queries; samples the
+    /// server's RSS and checks at the end that no acknowledged sample is missing.
+    Soak(soak::SoakArgs),
 }
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
@@ -33,6 +37,17 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Query(a) => {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             rt.block_on(query::run(&a))?;
+        }
+        BenchCommand::Soak(a) => {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+            let r = rt.block_on(soak::run(a))?;
+            if r.samples_lost != 0 || r.write_requests_failed > 0 {
+                anyhow::bail!(
+                    "{} acknowledged samples missing, {} write requests given up",
+                    r.samples_lost,
+                    r.write_requests_failed
+                );
+            }
         }
     }
     Ok(())

@@ -72,6 +72,10 @@ struct Log {
     /// Every request: arrival, status answered, error code (empty on success).
     attempts: Vec<(Instant, u16, String)>,
     script: VecDeque<Reply>,
+    /// Delays before handling the next requests (a receiver that hangs).
+    hangs: VecDeque<std::time::Duration>,
+    /// Requests that started hanging (whether or not they completed).
+    hung: usize,
 }
 
 /// The running receiver; stopped when dropped.
@@ -99,7 +103,19 @@ impl SlackReceiver {
                 let app =
                     axum::Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: String| {
                         let state = state.clone();
-                        async move { hook(&state, &method, &uri, &headers, &body) }
+                        async move {
+                            let hang = {
+                                let mut log = state.lock().unwrap_or_else(|e| e.into_inner());
+                                let h = log.hangs.pop_front();
+                                log.hung += usize::from(h.is_some());
+                                h
+                            };
+                            // A connection cut while hanging drops this future: nothing recorded.
+                            if let Some(d) = hang {
+                                tokio::time::sleep(d).await;
+                            }
+                            hook(&state, &method, &uri, &headers, &body)
+                        }
                     });
                 let _ = axum::serve(listener, app)
                     .with_graceful_shutdown(async move {
@@ -119,6 +135,22 @@ impl SlackReceiver {
     /// Queues answers for the next requests (after them: `200 ok`).
     pub fn script(&self, replies: &[Reply]) {
         self.lock().script.extend(replies.iter().cloned());
+    }
+
+    /// Makes each of the next `n` requests hang for `delay` before being handled as usual (an
+    /// answer only after `delay`; if the sender gives up or dies first, nothing is recorded).
+    pub fn hang_next(&self, n: usize, delay: std::time::Duration) {
+        self.lock().hangs.extend(std::iter::repeat_n(delay, n));
+    }
+
+    /// Requests that started hanging so far.
+    pub fn hung_requests(&self) -> usize {
+        self.lock().hung
+    }
+
+    /// Drops the scripted answers not used yet (from now on: `200 ok`).
+    pub fn clear_script(&self) {
+        self.lock().script.clear();
     }
 
     /// Accepted messages in arrival order.

@@ -164,7 +164,13 @@ impl Engine {
                         logged.push((sref, t, s.value.to_bits()));
                         batch_max = batch_max.max(t);
                     }
-                    Outcome::Duplicate => out.duplicates += 1,
+                    // Logged again: the first copy may sit in the head without a WAL record
+                    // (its request failed to log, e.g. disk full, and got a 5xx), so this retry's
+                    // 2xx must make it durable itself. Replaying a duplicate is a no-op.
+                    Outcome::Duplicate => {
+                        out.duplicates += 1;
+                        logged.push((sref, t, s.value.to_bits()));
+                    }
                     Outcome::DuplicateTimestamp => refused.add(RejectReason::DuplicateTimestamp, || {
                         format!("a different value is already stored at {t}")
                     }),
@@ -187,7 +193,7 @@ impl Engine {
             }
         }
         self.max_time.fetch_max(batch_max, Ordering::Relaxed);
-        out.accepted = logged.len() as u64;
+        out.accepted = logged.len() as u64 - out.duplicates;
         if !logged.is_empty() || created {
             let pos =
                 if logged.is_empty() { self.wal.write(&[])? } else { self.wal.write(&wal::encode_samples(&logged))? };

@@ -135,6 +135,9 @@ struct Writer {
     segment_bytes: u64,
     /// Logical end position over all segments ever written by this process.
     pos: u64,
+    /// The current segment ends in a partial frame that could not be cut off: the next write
+    /// must go to a fresh segment.
+    torn: bool,
 }
 
 /// The log. Cheap to share: all methods take `&self`.
@@ -202,7 +205,7 @@ impl Wal {
         Ok(Wal {
             dir: dir.to_path_buf(),
             max_segment_bytes,
-            w: Mutex::new(Writer { file, segment, segment_bytes: 0, pos: 0 }),
+            w: Mutex::new(Writer { file, segment, segment_bytes: 0, pos: 0, torn: false }),
             synced: Mutex::new(0),
             cut_synced: AtomicU64::new(0),
         })
@@ -211,10 +214,20 @@ impl Wal {
     /// Writes one frame (not yet durable); returns its end position for [`Wal::sync_to`].
     pub fn write(&self, frame: &[u8]) -> io::Result<u64> {
         let mut w = self.w.lock();
-        if w.segment_bytes > 0 && w.segment_bytes + frame.len() as u64 > self.max_segment_bytes {
+        if w.torn || (w.segment_bytes > 0 && w.segment_bytes + frame.len() as u64 > self.max_segment_bytes) {
             self.cut(&mut w)?;
         }
-        (&*w.file).write_all(frame)?;
+        if let Err(e) = (&*w.file).write_all(frame) {
+            // A failed write (ENOSPC, EIO) may have left part of the frame in the file. Later
+            // frames appended after it would be unreachable at replay (replay stops a segment at
+            // the first torn frame), so acknowledged samples would be lost once space returns.
+            // Cut the partial frame off; if even that fails, continue in a fresh segment.
+            if let Err(trunc) = w.file.set_len(w.segment_bytes) {
+                tracing::error!(error = %trunc, "Could not cut a partial WAL frame; starting a new segment.");
+                w.torn = true;
+            }
+            return Err(e);
+        }
         w.segment_bytes += frame.len() as u64;
         w.pos += frame.len() as u64;
         Ok(w.pos)
@@ -227,6 +240,7 @@ impl Wal {
         w.segment += 1;
         w.file = Arc::new(open_segment(&self.dir, w.segment)?);
         w.segment_bytes = 0;
+        w.torn = false;
         Ok(())
     }
 

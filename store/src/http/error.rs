@@ -56,6 +56,11 @@ impl ApiError {
         Self::new(ErrorType::Internal, format!("internal error: {what}"))
     }
 
+    /// `internal` with a message meant for the client (nothing internal in it, nothing logged).
+    pub fn internal_message(message: impl Into<String>) -> Self {
+        Self::new(ErrorType::Internal, message)
+    }
+
     /// Overrides the HTTP status (the error type stays).
     pub fn with_status(mut self, status: StatusCode) -> Self {
         self.status = Some(status);
@@ -90,6 +95,13 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Limit(m) => ApiError::bad_data(m),
+            // Disk full is the operator's to fix and the sender's to retry (507 is a 5xx, so
+            // remote_write senders keep the data and back off); say so plainly.
+            StoreError::Io(e) if e.kind() == std::io::ErrorKind::StorageFull => {
+                tracing::error!(error = %e, "The store's disk is full; refusing writes until space returns.");
+                ApiError::internal_message("storage full: no space left on the store's data disk; retry later")
+                    .with_status(StatusCode::INSUFFICIENT_STORAGE)
+            }
             other => ApiError::internal("storage failure", other),
         }
     }
@@ -149,5 +161,8 @@ mod tests {
         assert_eq!((e.kind, e.message.as_str()), (ErrorType::Timeout, "query timed out in expression evaluation"));
         let e: ApiError = StoreError::Limit("too many series".into()).into();
         assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+        let e: ApiError = StoreError::Io(std::io::Error::from_raw_os_error(libc::ENOSPC)).into();
+        assert_eq!((e.kind, e.status()), (ErrorType::Internal, StatusCode::INSUFFICIENT_STORAGE));
+        assert!(e.message.contains("no space left"), "{}", e.message);
     }
 }
