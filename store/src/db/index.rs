@@ -198,6 +198,12 @@ impl Postings {
             .collect()
     }
 
+    /// Every value of `name` with its postings (a copy, so the caller can drop the index lock
+    /// before it takes series locks), in value order.
+    pub fn values_with_postings(&self, name: &str) -> Vec<(String, RoaringBitmap)> {
+        self.by_name.get(name).map(|vs| vs.iter().map(|(v, bm)| (v.clone(), bm.clone())).collect()).unwrap_or_default()
+    }
+
     /// Values of `name` that occur on at least one series in `among`.
     pub fn values_among(&self, name: &str, among: &RoaringBitmap) -> Vec<String> {
         self.by_name

@@ -110,10 +110,42 @@ impl Engine {
         end: i64,
         limit: Option<usize>,
     ) -> Vec<String> {
-        let refs = self.in_range_bitmap(self.candidates(matcher_sets), start, end);
-        let mut v = self.postings.read().values_among(name, &refs);
-        v.truncate(limit.unwrap_or(usize::MAX));
-        v
+        if start == i64::MIN && end == i64::MAX && self.tombstones.is_empty() {
+            let refs = self.candidates(matcher_sets);
+            let mut v = self.postings.read().values_among(name, &refs);
+            v.truncate(limit.unwrap_or(usize::MAX));
+            return v;
+        }
+        // A time range: test each value's series until one is in range, instead of filtering
+        // every candidate series first. Grafana's label-values calls always carry a range, and
+        // most values are proven present by their first series.
+        let candidates = (!matcher_sets.is_empty()).then(|| self.candidates(matcher_sets));
+        let values = self.postings.read().values_with_postings(name);
+        let mut out = Vec::new();
+        for (value, mut refs) in values {
+            if out.len() >= limit.unwrap_or(usize::MAX) {
+                break;
+            }
+            if let Some(c) = &candidates {
+                refs &= c;
+            }
+            if refs.iter().any(|r| self.series_in_range(r as u64, start, end)) {
+                out.push(value);
+            }
+        }
+        out
+    }
+
+    /// Whether series `sref` has data in `[start, end]` (after deletions), from its min/max time;
+    /// only a series with tombstones needs its samples read.
+    fn series_in_range(&self, sref: u64, start: i64, end: i64) -> bool {
+        let overlaps = {
+            let shard = self.shards[shard_of_ref(sref)].lock();
+            shard.series.get(&sref).is_some_and(|s| s.max_t >= start && s.min_t <= end)
+        };
+        overlaps
+            && (!self.tombstones.has(sref)
+                || self.series_samples(sref, start, end).map_or(true, |v| v.is_some_and(|v| !v.is_empty())))
     }
 
     /// The samples of one series in `[start, end]`: head first (under the shard lock), then the

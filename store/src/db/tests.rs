@@ -195,6 +195,12 @@ fn label_names_and_values_respect_time_range_and_matchers() {
     let m = vec![vec![Matcher::equal("zone", "b")]];
     assert_eq!(db.label_values("__name__", &m, i64::MIN, i64::MAX, None).expect("v"), vec!["new"]);
     assert_eq!(db.label_values("__name__", &[], i64::MIN, i64::MAX, Some(1)).expect("v"), vec!["new"]);
+    // A range and matchers together: the value must come from a matching series inside the range.
+    assert!(db.label_values("__name__", &m, 0, 2000, None).expect("v").is_empty());
+    assert_eq!(db.label_values("__name__", &m, 50_000, 200_000, None).expect("v"), vec!["new"]);
+    assert_eq!(db.label_values("__name__", &[], 0, 200_000, None).expect("v"), vec!["new", "old"]);
+    assert_eq!(db.label_values("__name__", &[], 0, 200_000, Some(1)).expect("v"), vec!["new"]);
+    assert!(db.label_values("nope", &[], 0, 200_000, None).expect("v").is_empty());
     let st = db.tsdb_status(10);
     assert_eq!(st.num_series, 2);
     assert_eq!(st.series_count_by_metric_name, vec![("new".to_string(), 1), ("old".to_string(), 1)]);
