@@ -79,6 +79,7 @@ use crate::error::StoreError;
 pub use compact::CompactReport;
 use engine::Engine;
 pub use fsck::FsckReport;
+pub use ingest::check_labels;
 pub use maintain::RetentionReport;
 
 /// A series' id: stable for the life of the data directory.
@@ -105,6 +106,8 @@ pub enum RejectReason {
     LabelTooLong,
     /// `limits.max_active_series` reached.
     SeriesLimit,
+    /// `limits.max_series_per_metric` reached for the series' metric name.
+    SeriesPerMetricLimit,
 }
 
 impl RejectReason {
@@ -117,6 +120,7 @@ impl RejectReason {
             RejectReason::TooManyLabels => "too_many_labels",
             RejectReason::LabelTooLong => "label_too_long",
             RejectReason::SeriesLimit => "series_limit",
+            RejectReason::SeriesPerMetricLimit => "series_per_metric_limit",
         }
     }
 }
