@@ -30,6 +30,10 @@ pub struct AlerterConfig {
     pub remote_write_url: String,
     /// Rule files or globs in Prometheus' rule format (`--rules PATH` adds to these).
     pub rule_files: Vec<String>,
+    /// Most rules one group may hold; a bigger group is refused at load with a problem naming
+    /// it (Mimir's `ruler_max_rules_per_rule_group`). Groups run their rules one after another
+    /// within an interval, so an oversized group silently misses evaluations instead.
+    pub max_rules_per_group: usize,
     /// Default group evaluation interval (Prometheus' `global.evaluation_interval`, 1m).
     #[serde(with = "serde_duration")]
     pub evaluation_interval: Duration,
@@ -74,6 +78,7 @@ impl Default for AlerterConfig {
             query_url: "http://127.0.0.1:9300".into(),
             remote_write_url: "http://127.0.0.1:9300/api/v1/write".into(),
             rule_files: Vec::new(),
+            max_rules_per_group: crate::rules::DEFAULT_MAX_RULES_PER_GROUP,
             evaluation_interval: Duration::from_secs(60),
             query_timeout: Duration::from_secs(60),
             resend_delay: Duration::from_secs(60),
@@ -123,6 +128,9 @@ impl AlerterConfig {
             if d.is_zero() {
                 return Err(ConfigError(format!("{what} must be greater than 0")));
             }
+        }
+        if self.max_rules_per_group == 0 {
+            return Err(ConfigError("max_rules_per_group must be at least 1".into()));
         }
         for k in self.external_labels.keys() {
             if !is_valid_label_name(k) {
@@ -179,5 +187,6 @@ mod tests {
             c.external_labels.insert("bad-name".into(), "x".into());
         }));
         assert!(!bad(|c| c.remote_write_url.clear()));
+        assert!(bad(|c| c.max_rules_per_group = 0));
     }
 }

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use check::{check_files, check_text};
-pub use load::{expand_globs, load_files};
+pub use load::{DEFAULT_MAX_RULES_PER_GROUP, expand_globs, load_files, load_files_limited, load_text};
 
 /// One problem found in a rule file, located like `promtool check rules` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -91,7 +91,7 @@ impl Alerter {
     ) -> Result<Alerter, AlerterError> {
         config.validate()?;
         let files = rules::expand_globs(&config.rule_files)?;
-        let groups = rules::load_files(&files, config.evaluation_interval)?;
+        let groups = rules::load_files_limited(&files, config.evaluation_interval, config.max_rules_per_group)?;
         let am_cfg = match &config.alertmanager_config {
             Some(p) => amconfig::load(p)?,
             None => amconfig::AlertmanagerConfig::default(),

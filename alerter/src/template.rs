@@ -46,7 +46,10 @@ const PRELUDE: &str =
 
 /// Checks that every action is closed before gtmpl sees the text: gtmpl 0.7's parser does not
 /// terminate on an unclosed action (`{{ $labels.x `), so this must be caught first. Skips
-/// quoted strings, raw strings, char literals and comments like Go's lexer.
+/// quoted strings, raw strings, char literals and comments like Go's lexer. Also refuses
+/// non-ASCII characters in an action outside quotes: gtmpl 0.7.1's lexer backs up one byte
+/// after a multi-byte character and panics on the broken slice (found by the `rule_file_load`
+/// fuzz target); Go would reject such an identifier anyway.
 fn check_delims(text: &str) -> Result<(), TemplateError> {
     let unclosed = |what: &str| Err(TemplateError::Parse(format!("unclosed {what}")));
     let b = text.as_bytes();
@@ -82,11 +85,40 @@ fn check_delims(text: &str) -> Result<(), TemplateError> {
                     let Some(end) = text[i + 1..].find('`') else { return unclosed("raw quote") };
                     i += end + 2;
                 }
+                Some(c) if !c.is_ascii() => {
+                    return Err(TemplateError::Parse(format!(
+                        "non-ASCII character at byte {i} inside an action (only allowed in quoted strings)"
+                    )));
+                }
                 Some(_) => i += 1,
             }
         }
     }
     Ok(())
+}
+
+/// True when `action` (the text between `{{` and `}}`) has a non-ASCII character outside quoted
+/// strings, which gtmpl 0.7.1's lexer cannot handle (see [`check_delims`]).
+pub(crate) fn non_ascii_outside_quotes(action: &str) -> bool {
+    let mut quote: Option<u8> = None;
+    let mut escaped = false;
+    for c in action.bytes() {
+        match quote {
+            Some(q) => {
+                if escaped {
+                    escaped = false;
+                } else if c == b'\\' && q != b'`' {
+                    escaped = true;
+                } else if c == q {
+                    quote = None;
+                }
+            }
+            None if matches!(c, b'"' | b'\'' | b'`') => quote = Some(c),
+            None if !c.is_ascii() => return true,
+            None => {}
+        }
+    }
+    false
 }
 
 fn template_for(text: &str) -> Result<Template, TemplateError> {
@@ -151,6 +183,23 @@ mod tests {
             BTreeMap::from([("job".to_string(), "api".to_string()), ("instance".to_string(), "host:9100".to_string())]);
         let ext = BTreeMap::from([("cluster".to_string(), "prod".to_string())]);
         expand(text, TemplateData { labels: &labels, value, external_labels: &ext, external_url: "http://x" }).unwrap()
+    }
+
+    /// Regression (fuzz/corpus/rule_file_load/non_ascii_in_action.yml): gtmpl 0.7.1 panicked on
+    /// a multi-byte character inside an action; it is now a parse error. Inside quoted strings
+    /// and in plain text it stays allowed.
+    #[test]
+    fn non_ascii_in_actions() {
+        for bad in ["{{ ԉalue | humanize }}", "{{ $labels.naïve }}", "{{ if gt $value 1.0 }}é{{ end }}{{ é }}"] {
+            let e = check(bad).unwrap_err();
+            assert!(e.to_string().contains("non-ASCII"), "{bad}: {e}");
+        }
+        assert_eq!(
+            run("Température {{ \"élevée\" }} {{ `→` }} {{ $labels.job }} ✓", 1.0),
+            "Température élevée → api ✓"
+        );
+        assert!(!non_ascii_outside_quotes(" \"a\\\"é\" "));
+        assert!(non_ascii_outside_quotes(" 'a' é "));
     }
 
     #[test]

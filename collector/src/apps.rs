@@ -36,6 +36,7 @@ pub struct Target {
     pub interval: Duration,
     pub timeout: Duration,
     pub sample_limit: usize,
+    pub body_size_limit: usize,
     pub honor_labels: bool,
     pub labels: Vec<Label>,
     pub probe: ProbeConfig,
@@ -61,6 +62,7 @@ impl Target {
             interval,
             timeout: t.timeout.unwrap_or(Duration::from_secs(10)).min(interval),
             sample_limit: t.sample_limit,
+            body_size_limit: t.body_size_limit,
             honor_labels: t.honor_labels,
             labels: t.labels.iter().map(|(k, v)| Label::new(k.as_str(), v.as_str())).collect(),
             probe: t.probe.clone(),
@@ -142,11 +144,14 @@ async fn run_target(
             push_probe(&r, &probe_labels, ts, &mut batch);
         }
         if t.metrics_url.is_some() {
-            let ok = tokio::select! {
+            let result = tokio::select! {
                 _ = stop.cancelled() => break,
-                ok = scrape::scrape(&client, &t, t.timeout, ts, &mut batch) => ok,
+                r = scrape::scrape(&client, &t, t.timeout, ts, &mut batch) => r,
             };
-            metrics.collection("scrape", ok);
+            metrics.collection("scrape", result.is_ok());
+            if let Err(e) = result {
+                metrics.scrape_failed(e.reason());
+            }
         }
         stale.mark(&mut batch, ts);
         outbox.push(batch).await;

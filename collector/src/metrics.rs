@@ -1,6 +1,6 @@
 //! The collector's own metrics, served on its `/metrics` (prometheus-client, OpenMetrics text):
 //! samples sent/failed/dropped by reason, remote_write requests by result, queue depth and bytes,
-//! probe and scrape counts, and the Docker connection and API latency. Label values are bounded
+//! probe and scrape counts, failed scrapes by reason, and the Docker connection and API latency. Label values are bounded
 //! enums, never error strings.
 
 use prometheus_client::metrics::counter::Counter;
@@ -27,6 +27,7 @@ pub struct CollectorMetrics {
     pub queue_bytes: Gauge,
     pub queue_samples: Gauge,
     pub collections: Family<Lbl, Counter>,
+    pub scrapes_failed: Family<Lbl, Counter>,
     pub docker_up: Gauge,
     pub docker_api_duration: Family<Lbl, Histogram, fn() -> Histogram>,
     pub docker_api_errors: Family<Lbl, Counter>,
@@ -47,6 +48,7 @@ impl CollectorMetrics {
             queue_bytes: Gauge::default(),
             queue_samples: Gauge::default(),
             collections: Family::default(),
+            scrapes_failed: Family::default(),
             docker_up: Gauge::default(),
             docker_api_duration: Family::new_with_constructor(latency_histogram),
             docker_api_errors: Family::default(),
@@ -80,6 +82,11 @@ impl CollectorMetrics {
             "Collections (docker cycles, probes, scrapes) by kind and result.",
             m.collections.clone(),
         );
+        r.register(
+            format!("{p}scrapes_failed"),
+            "Failed scrapes by reason (http, status, parse, sample_limit, body_size_limit).",
+            m.scrapes_failed.clone(),
+        );
         r.register(format!("{p}docker_up"), "1 when the Docker Engine answered the last call.", m.docker_up.clone());
         r.register(
             format!("{p}docker_api_duration_seconds"),
@@ -108,6 +115,11 @@ impl CollectorMetrics {
     /// Counts one collection of `kind` (docker, probe, scrape) with `result` (success, failure).
     pub fn collection(&self, kind: &'static str, ok: bool) {
         self.collections.get_or_create(&vec![("kind", kind), ("result", if ok { "success" } else { "failure" })]).inc();
+    }
+
+    /// Counts one failed scrape with its `reason` (`ScrapeError::reason`).
+    pub fn scrape_failed(&self, reason: &'static str) {
+        self.scrapes_failed.get_or_create(&vec![("reason", reason)]).inc();
     }
 
     /// Adds `n` dropped samples for `reason`.

@@ -13,3 +13,5 @@ pub mod promqltest;
 pub mod value;
 
 pub use engine::{Engine, EngineOptions, Evaluated, QueryError, QueryOutput};
+/// The `execution` error message of a query over `max_samples` (callers count it as a limit hit).
+pub use eval::TOO_MANY_SAMPLES;

@@ -99,6 +99,10 @@ pub struct Limits {
     pub max_label_value_length: usize,
     /// Most series the head may hold at once; new series beyond it are rejected.
     pub max_active_series: usize,
+    /// Most series one metric name may have in the index (until retention drops them); new
+    /// series of that metric beyond it are rejected, other metrics keep ingesting. Like Mimir's
+    /// `max_global_series_per_metric`. 0 disables the limit.
+    pub max_series_per_metric: usize,
     /// Largest accepted request body (compressed), in bytes.
     pub max_request_body_bytes: usize,
     /// Largest accepted body after snappy/gzip decompression, in bytes.
@@ -112,6 +116,7 @@ impl Default for Limits {
             max_label_name_length: 256,
             max_label_value_length: 4096,
             max_active_series: 2_000_000,
+            max_series_per_metric: 500_000,
             max_request_body_bytes: 32 << 20,
             max_decompressed_bytes: 128 << 20,
         }
@@ -130,8 +135,12 @@ pub struct QueryConfig {
     /// Longest a query may run (`--query.timeout`).
     #[serde(with = "serde_duration")]
     pub timeout: Duration,
-    /// Queries evaluated at once; more wait in a queue (`--query.max-concurrency`).
+    /// Queries evaluated at once; more wait in a queue (`--query.max-concurrency`). A query that
+    /// waits past its timeout fails with 503 "query timed out in query queue".
     pub max_concurrent: usize,
+    /// Most points per series a range query may ask for, `(end - start) / step` (Prometheus'
+    /// fixed 11,000).
+    pub max_points_per_range_query: i64,
 }
 
 impl Default for QueryConfig {
@@ -141,6 +150,7 @@ impl Default for QueryConfig {
             max_samples: 50_000_000,
             timeout: Duration::from_secs(120),
             max_concurrent: 20,
+            max_points_per_range_query: 11_000,
         }
     }
 }
@@ -166,6 +176,18 @@ impl StoreConfig {
         }
         if self.query.max_concurrent == 0 {
             return bad("store.query.max_concurrent must be at least 1");
+        }
+        if self.query.max_samples == 0 || self.query.max_points_per_range_query < 1 {
+            return bad("store.query.max_samples and store.query.max_points_per_range_query must be positive");
+        }
+        if self.query.timeout.is_zero() {
+            return bad("store.query.timeout must be positive");
+        }
+        if self.limits.max_label_name_length == 0 || self.limits.max_label_value_length == 0 {
+            return bad("store.limits label lengths must be positive");
+        }
+        if self.limits.max_active_series == 0 {
+            return bad("store.limits.max_active_series must be at least 1");
         }
         if self.query.lookback_delta.is_zero() {
             return bad("store.query.lookback_delta must be positive");

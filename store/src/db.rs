@@ -92,6 +92,7 @@ pub use admin::CleanReport;
 pub use compact::CompactReport;
 use engine::Engine;
 pub use fsck::FsckReport;
+pub use ingest::check_labels;
 pub use maintain::RetentionReport;
 pub use query::take_corrupt_chunks_seen;
 
@@ -122,6 +123,8 @@ pub enum RejectReason {
     LabelTooLong,
     /// `limits.max_active_series` reached.
     SeriesLimit,
+    /// `limits.max_series_per_metric` reached for the series' metric name.
+    SeriesPerMetricLimit,
 }
 
 impl RejectReason {
@@ -134,6 +137,7 @@ impl RejectReason {
             RejectReason::TooManyLabels => "too_many_labels",
             RejectReason::LabelTooLong => "label_too_long",
             RejectReason::SeriesLimit => "series_limit",
+            RejectReason::SeriesPerMetricLimit => "series_per_metric_limit",
         }
     }
 }

@@ -4,7 +4,9 @@
 //!
 //! Cross-cutting behaviour lives here: CORS and `OPTIONS` (Prometheus' `util/httputil/cors.go`),
 //! gzip responses when asked (never zstd: Grafana cannot read it), 405 for a wrong method (axum's
-//! method router), and the `crowsnest_store_http_request_duration_seconds{handler}` histogram.
+//! method router), the `crowsnest_store_http_request_duration_seconds{handler}` histogram, and
+//! `crowsnest_store_requests_rejected_total{limit}`, counted from the [`error::LimitHit`] a
+//! limit's error puts on its response (the label is the limit's config key).
 //! - [`error`]: the single error → envelope/status mapping.
 //! - [`params`]: URL + form parameters, times, durations, `limit`, `match[]`.
 //! - [`ingest`]: remote_write and text import. [`series`]: series/labels/values/metadata.
@@ -37,6 +39,7 @@ use crowsnest_promql::{Engine, EngineOptions};
 use crowsnest_wire::api::Envelope;
 use crowsnest_wire::ops::SharedRegistry;
 use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use serde::Serialize;
@@ -121,10 +124,12 @@ fn new_duration_histogram() -> Histogram {
     Histogram::new([0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0])
 }
 
-/// Request durations by handler (the route template, so the label stays bounded).
+/// Request durations by handler (the route template, so the label stays bounded), and requests
+/// refused by a limit (by config key).
 #[derive(Clone)]
 pub struct HttpMetrics {
     durations: Family<HandlerLabels, Histogram, fn() -> Histogram>,
+    limit_rejections: Family<[(&'static str, &'static str); 1], Counter>,
 }
 
 impl HttpMetrics {
@@ -137,7 +142,13 @@ impl HttpMetrics {
             "Time spent serving store API requests, by handler",
             durations.clone(),
         );
-        HttpMetrics { durations }
+        let limit_rejections = Family::default();
+        reg.register(
+            "crowsnest_store_requests_rejected",
+            "Requests refused by a limit, by the limit's config key",
+            limit_rejections.clone(),
+        );
+        HttpMetrics { durations, limit_rejections }
     }
 }
 
@@ -201,6 +212,9 @@ async fn track_duration(State(m): State<HttpMetrics>, req: Request, next: Next) 
     let start = Instant::now();
     let resp = next.run(req).await;
     m.durations.get_or_create(&HandlerLabels { handler }).observe(start.elapsed().as_secs_f64());
+    if let Some(error::LimitHit(key)) = resp.extensions().get::<error::LimitHit>() {
+        m.limit_rejections.get_or_create(&[("limit", *key)]).inc();
+    }
     resp
 }
 

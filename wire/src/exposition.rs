@@ -161,6 +161,11 @@ pub fn parse_sample_line(line: &str, format: Format) -> Result<ParsedSample, Str
         pos += 1;
     }
     let mut name = line[name_start..pos].to_string();
+    // The scan above also accepts a leading digit; an unquoted name must be a legal metric name
+    // (found by the `exposition_parse` fuzz target: `3rpc_sum 1` used to parse).
+    if !name.is_empty() && !is_valid_metric_name(&name) {
+        return Err(format!("invalid metric name {name:?}"));
+    }
     let mut labels: Vec<Label> = Vec::new();
     skip_ws(bytes, &mut pos);
     if pos < bytes.len() && bytes[pos] == b'{' {
@@ -350,6 +355,18 @@ mod tests {
         {
             assert!(parse_sample_line(bad, Format::Prometheus).is_err(), "{bad}");
         }
+    }
+
+    /// Regression (fuzz/corpus/exposition_parse/digit_first_name.txt): an unquoted metric name
+    /// starting with a digit used to be accepted and then refused by the store as invalid.
+    #[test]
+    fn unquoted_names_must_be_legal() {
+        let e = parse("ok 1\n3333rpc_sum 1.7e+06\n9 1\n", Format::Prometheus);
+        assert_eq!(e.samples.len(), 1);
+        assert_eq!(e.errors.len(), 2, "{:?}", e.errors);
+        assert!(e.errors[0].message.contains("invalid metric name \"3333rpc_sum\""), "{:?}", e.errors);
+        assert_eq!(e.errors[0].line, 2);
+        assert!(parse_sample_line("_ok:sub 1", Format::Prometheus).is_ok());
     }
 
     #[test]

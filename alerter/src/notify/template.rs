@@ -129,6 +129,12 @@ fn check_actions_closed(text: &str) -> Result<(), TemplateError> {
         let Some(close) = after.find("}}") else {
             return Err(TemplateError(format!("unclosed action at byte {}", text.len() - rest.len() + open)));
         };
+        if crate::template::non_ascii_outside_quotes(&after[..close]) {
+            return Err(TemplateError(format!(
+                "non-ASCII character inside the action at byte {} (only allowed in quoted strings)",
+                text.len() - rest.len() + open
+            )));
+        }
         rest = &after[close + 2..];
     }
     Ok(())

@@ -32,32 +32,62 @@ pub fn apply_target_labels(scraped: &Labels, target: &[Label], honor: bool) -> L
     out
 }
 
-/// Why a scrape failed (for logs; the series is `up` 0).
-#[derive(Debug)]
+/// Why a scrape failed (the series is `up` 0; [`ScrapeError::reason`] labels the counter).
+#[derive(Debug, thiserror::Error)]
 pub enum ScrapeError {
+    #[error("request failed: {0}")]
     Http(String),
+    #[error("server returned HTTP status {0}")]
     Status(u16),
-    SampleLimit(usize),
+    #[error("scrape returned {samples} samples, more than the target's sample_limit of {limit}")]
+    SampleLimit { samples: usize, limit: usize },
+    #[error("parse error: {0}")]
     Parse(String),
-    TooLarge,
+    #[error("response body is larger than the target's body_size_limit of {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("the target has no metrics_url")]
+    NoUrl,
 }
 
-/// Largest scrape body read.
-const MAX_BODY: usize = 64 << 20;
+impl ScrapeError {
+    /// The bounded `reason` label of `crowsnest_collector_scrapes_failed_total`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ScrapeError::Http(_) | ScrapeError::NoUrl => "http",
+            ScrapeError::Status(_) => "status",
+            ScrapeError::SampleLimit { .. } => "sample_limit",
+            ScrapeError::Parse(_) => "parse",
+            ScrapeError::TooLarge { .. } => "body_size_limit",
+        }
+    }
+}
 
 /// Scrapes `t` once, appending its samples (or nothing) plus `up` & co to `batch`.
-pub async fn scrape(client: &reqwest::Client, t: &Target, timeout: Duration, ts: i64, batch: &mut Batch) -> bool {
-    let Some(url) = t.metrics_url.as_ref() else { return false };
+pub async fn scrape(
+    client: &reqwest::Client,
+    t: &Target,
+    timeout: Duration,
+    ts: i64,
+    batch: &mut Batch,
+) -> Result<(), ScrapeError> {
+    let Some(url) = t.metrics_url.as_ref() else { return Err(ScrapeError::NoUrl) };
     let start = Instant::now();
     let result = fetch_and_parse(client, t, url, timeout, ts).await;
     let elapsed = start.elapsed().as_secs_f64();
-    let (ok, samples) = match result {
-        Ok(samples) => (true, samples),
+    let (result, samples) = match result {
+        Ok(samples) => (Ok(()), samples),
         Err(e) => {
-            tracing::debug!(job = %t.job, instance = %t.instance, error = ?e, "Scrape failed.");
-            (false, Vec::new())
+            match e {
+                // Limits are configuration the operator must act on: say so at warn.
+                ScrapeError::SampleLimit { .. } | ScrapeError::TooLarge { .. } => {
+                    tracing::warn!(job = %t.job, instance = %t.instance, error = %e, "Scrape refused by a limit; its samples were dropped.")
+                }
+                _ => tracing::debug!(job = %t.job, instance = %t.instance, error = %e, "Scrape failed."),
+            }
+            (Err(e), Vec::new())
         }
     };
+    let ok = result.is_ok();
     let n = samples.len();
     for (labels, t_ms, v) in samples {
         batch.push_labels(labels, t_ms, v);
@@ -66,7 +96,7 @@ pub async fn scrape(client: &reqwest::Client, t: &Target, timeout: Duration, ts:
     batch.push("up", &tl, ts, if ok { 1.0 } else { 0.0 });
     batch.push("scrape_duration_seconds", &tl, ts, elapsed);
     batch.push("scrape_samples_scraped", &tl, ts, n as f64);
-    ok
+    result
 }
 
 async fn fetch_and_parse(
@@ -95,8 +125,8 @@ async fn fetch_and_parse(
     let mut resp = resp;
     let mut raw: Vec<u8> = Vec::new();
     while let Some(chunk) = resp.chunk().await.map_err(|e| ScrapeError::Http(e.to_string()))? {
-        if raw.len() + chunk.len() > MAX_BODY {
-            return Err(ScrapeError::TooLarge);
+        if raw.len() + chunk.len() > t.body_size_limit {
+            return Err(ScrapeError::TooLarge { limit: t.body_size_limit });
         }
         raw.extend_from_slice(&chunk);
     }
@@ -126,7 +156,7 @@ async fn fetch_and_parse(
         }
     }
     if t.sample_limit > 0 && out.len() > t.sample_limit {
-        return Err(ScrapeError::SampleLimit(out.len()));
+        return Err(ScrapeError::SampleLimit { samples: out.len(), limit: t.sample_limit });
     }
     Ok(out)
 }
@@ -164,7 +194,7 @@ mod tests {
         let client = reqwest::Client::new();
         let t = target(format!("{base}/metrics"), |_| {});
         let mut b = Batch::new();
-        assert!(scrape(&client, &t, Duration::from_secs(2), 1000, &mut b).await);
+        scrape(&client, &t, Duration::from_secs(2), 1000, &mut b).await.unwrap();
         let reqs = find(&b, "reqs_total");
         assert_eq!(reqs.len(), 2);
         let a = reqs.iter().find(|s| s.labels.contains(&Label::new("path", "/a"))).unwrap();
@@ -182,14 +212,16 @@ mod tests {
     async fn sample_limit_parse_errors_and_dead_targets_give_up_zero() {
         let base = serve().await;
         let client = reqwest::Client::new();
-        for t in [
-            target(format!("{base}/metrics"), |c| c.sample_limit = 1),
-            target(format!("{base}/bad"), |_| {}),
-            target(format!("{base}/missing"), |_| {}),
-            target("http://127.0.0.1:1/metrics".into(), |_| {}),
+        for (t, reason) in [
+            (target(format!("{base}/metrics"), |c| c.sample_limit = 1), "sample_limit"),
+            (target(format!("{base}/metrics"), |c| c.body_size_limit = 16), "body_size_limit"),
+            (target(format!("{base}/bad"), |_| {}), "parse"),
+            (target(format!("{base}/missing"), |_| {}), "status"),
+            (target("http://127.0.0.1:1/metrics".into(), |_| {}), "http"),
         ] {
             let mut b = Batch::new();
-            assert!(!scrape(&client, &t, Duration::from_secs(2), 1000, &mut b).await);
+            let e = scrape(&client, &t, Duration::from_secs(2), 1000, &mut b).await.unwrap_err();
+            assert_eq!(e.reason(), reason, "{e}");
             assert_eq!(find(&b, "up")[0].samples[0].value, 0.0);
             assert_eq!(find(&b, "scrape_samples_scraped")[0].samples[0].value, 0.0);
             assert_eq!(b.series.len(), 3, "nothing but the synthetic series");
@@ -205,10 +237,36 @@ mod tests {
             c.json_metrics = vec![JsonMetric { path: "gc".into(), name: Some("app_gc".into()), ..Default::default() }];
         });
         let mut b = Batch::new();
-        assert!(scrape(&client, &t, Duration::from_secs(2), 1000, &mut b).await);
+        scrape(&client, &t, Duration::from_secs(2), 1000, &mut b).await.unwrap();
         assert_eq!(find(&b, "app_gc_count")[0].samples[0].value, 3.0);
         assert_eq!(find(&b, "app_gc_pause")[0].samples[0].value, 0.5);
         assert!(find(&b, "app_gc_count")[0].labels.contains(&Label::new("job", "web")));
+    }
+
+    /// Each scrape limit trips with a message naming it, and is counted by reason.
+    #[tokio::test]
+    async fn scrape_limits_name_themselves_and_are_counted() {
+        let base = serve().await;
+        let client = reqwest::Client::new();
+        let registry = crowsnest_wire::ops::new_registry();
+        let metrics = crate::metrics::CollectorMetrics::register(&registry);
+        let cases = [
+            (target(format!("{base}/metrics"), |c| c.sample_limit = 1), "sample_limit of 1", "sample_limit"),
+            (target(format!("{base}/metrics"), |c| c.body_size_limit = 16), "body_size_limit of 16", "body_size_limit"),
+        ];
+        for (t, needle, reason) in cases {
+            let mut b = Batch::new();
+            let e = scrape(&client, &t, Duration::from_secs(2), 1000, &mut b).await.unwrap_err();
+            assert!(e.to_string().contains(needle), "{e}");
+            metrics.scrape_failed(e.reason());
+            assert_eq!(find(&b, "up")[0].samples[0].value, 0.0);
+            let text = crowsnest_wire::ops::encode_metrics(&registry);
+            let line = format!("crowsnest_collector_scrapes_failed_total{{reason=\"{reason}\"}} 1");
+            assert!(text.contains(&line), "{text}");
+        }
+        // At the limit the scrape succeeds.
+        let t = target(format!("{base}/metrics"), |c| c.sample_limit = 2);
+        scrape(&client, &t, Duration::from_secs(2), 1000, &mut Batch::new()).await.unwrap();
     }
 
     #[test]

@@ -33,8 +33,12 @@ pub struct TargetConfig {
     #[serde(with = "serde_opt_duration")]
     pub timeout: Option<Duration>,
     /// Most samples one scrape may return; above it the scrape fails (`up` 0), as in Prometheus.
-    /// 0 means no limit.
+    /// 0 means no limit. Failures count in
+    /// `crowsnest_collector_scrapes_failed_total{reason="sample_limit"}`.
     pub sample_limit: usize,
+    /// Largest scrape response body read, in bytes (Prometheus' `body_size_limit`); a bigger one
+    /// fails the scrape (`up` 0, reason `body_size_limit`). Must be positive.
+    pub body_size_limit: usize,
     /// On a clash between a scraped label and a target label, keep the scraped one (true) or
     /// rename it to `exported_<name>` (false), as Prometheus' `honor_labels`.
     pub honor_labels: bool,
@@ -56,6 +60,7 @@ impl Default for TargetConfig {
             interval: None,
             timeout: None,
             sample_limit: 0,
+            body_size_limit: DEFAULT_SCRAPE_BODY_SIZE_LIMIT,
             honor_labels: false,
             labels: BTreeMap::new(),
             probe: ProbeConfig::default(),
@@ -63,8 +68,14 @@ impl Default for TargetConfig {
     }
 }
 
+/// Default `body_size_limit` of a scrape: 64 MiB, far above any sane exposition.
+pub const DEFAULT_SCRAPE_BODY_SIZE_LIMIT: usize = 64 << 20;
+
 impl TargetConfig {
     pub(crate) fn validate(&self) -> Result<(), String> {
+        if self.body_size_limit == 0 {
+            return Err("body_size_limit must be positive".into());
+        }
         if self.job.is_empty() {
             return Err("job must not be empty".into());
         }

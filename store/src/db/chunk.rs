@@ -29,6 +29,10 @@ const V_CONST: u8 = 0;
 const V_DELTA: u8 = 1;
 const V_DELTA2: u8 = 2;
 const HEADER_FIXED: usize = 5;
+/// Most samples a stored chunk may claim. Real chunks hold at most a compacted block
+/// (`compact::BLOCK_MAX_SAMPLES`, 8,192); a corrupt header claiming billions used to make the
+/// decoder allocate for all of them and abort (found by the `chunk_decode` fuzz target).
+pub const MAX_CHUNK_SAMPLES: u32 = 1 << 20;
 
 const POW10: [f64; 13] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12];
 
@@ -203,8 +207,20 @@ fn header(bytes: &[u8]) -> Result<(ChunkMeta, u8, usize), ChunkError> {
     let min_t = r.varint().ok_or(bad)?;
     let span = r.uvarint().ok_or(bad)?;
     let count = u32::try_from(r.uvarint().ok_or(bad)?).map_err(|_| bad)?;
+    if count > MAX_CHUNK_SAMPLES {
+        return Err(ChunkError::Malformed("sample count"));
+    }
     let meta = ChunkMeta { min_t, max_t: min_t.wrapping_add(span as i64), count };
     Ok((meta, bytes[0], HEADER_FIXED + r.pos))
+}
+
+/// Rewrites the checksum of `bytes` to match its contents. For fuzzing: corrupted inputs then
+/// get past the CRC and reach the decoders, which must still refuse them without panicking.
+pub fn reseal(bytes: &mut [u8]) {
+    if bytes.len() >= HEADER_FIXED {
+        let crc = crc32fast::hash(&bytes[HEADER_FIXED..]);
+        bytes[1..HEADER_FIXED].copy_from_slice(&crc.to_le_bytes());
+    }
 }
 
 /// Decodes a stored chunk (checksum verified) into its metadata and samples.
@@ -308,6 +324,19 @@ mod tests {
 
     fn bits(v: &[Sample]) -> Vec<(i64, u64)> {
         v.iter().map(|s| (s.timestamp, s.value.to_bits())).collect()
+    }
+
+    /// Regression (fuzz/corpus/chunk_decode/huge_count.bin): a header claiming 2^32-1 samples
+    /// made the columnar decoder reserve 32 GiB and abort.
+    #[test]
+    fn absurd_sample_counts_are_malformed() {
+        let crash = include_bytes!("../../../fuzz/corpus/chunk_decode/huge_count.bin");
+        let mut sealed = crash.to_vec();
+        reseal(&mut sealed);
+        assert_eq!(decode(&sealed).unwrap_err(), ChunkError::Malformed("sample count"));
+        // The limit is far above what the store writes.
+        let block: Vec<Sample> = (0..8192).map(|i| Sample::new(i * 1000, 1.0)).collect();
+        assert_eq!(decode(&encode(&block)).unwrap().1.len(), 8192);
     }
 
     proptest! {

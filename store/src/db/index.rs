@@ -125,6 +125,11 @@ impl Postings {
         self.all.remove(r);
     }
 
+    /// Number of series with label `name` = `value` (e.g. the series of one metric name).
+    pub fn count(&self, name: &str, value: &str) -> u64 {
+        self.by_name.get(name).and_then(|values| values.get(value)).map_or(0, RoaringBitmap::len)
+    }
+
     pub fn all(&self) -> &RoaringBitmap {
         &self.all
     }

@@ -5,13 +5,14 @@
 use std::sync::atomic::Ordering;
 
 use crowsnest_wire::labels::validate_sorted;
-use crowsnest_wire::{Label, Labels, TimeSeries};
+use crowsnest_wire::{Label, Labels, METRIC_NAME, TimeSeries};
 
 use super::engine::Engine;
 use super::head::{DiskCache, MemSeries, Outcome, SHARD_BITS, shard_of_hash};
 use super::index::{encode_labels, hash_labels};
 use super::wal;
 use super::{AppendOutcome, RejectReason, Rejection};
+use crate::config::Limits;
 use crate::error::StoreError;
 
 /// Per-series tally of refused samples by reason.
@@ -29,48 +30,52 @@ impl Refused {
     }
 }
 
-impl Engine {
-    /// Checks one label set against the wire rules and the configured limits.
-    fn check_labels(&self, labels: &[Label]) -> Result<(), (RejectReason, String)> {
-        if labels.is_empty() {
-            return Err((RejectReason::InvalidLabels, "series has no labels".into()));
-        }
-        validate_sorted(labels).map_err(|e| (RejectReason::InvalidLabels, e.to_string()))?;
-        let cfg = self.config();
-        let lim = &cfg.limits;
-        if labels.len() > lim.max_label_names_per_series {
+/// Checks one label set against the wire rules (sorted, unique, valid names, a metric name) and
+/// the per-series limits of `limits`. Every appended series goes through this; public so the
+/// remote_write fuzz target runs exactly this code.
+pub fn check_labels(labels: &[Label], limits: &Limits) -> Result<(), (RejectReason, String)> {
+    if labels.is_empty() {
+        return Err((RejectReason::InvalidLabels, "series has no labels".into()));
+    }
+    validate_sorted(labels).map_err(|e| (RejectReason::InvalidLabels, e.to_string()))?;
+    if labels.len() > limits.max_label_names_per_series {
+        return Err((
+            RejectReason::TooManyLabels,
+            format!(
+                "{} labels, limit is {} (max_label_names_per_series)",
+                labels.len(),
+                limits.max_label_names_per_series
+            ),
+        ));
+    }
+    for l in labels {
+        if l.name.len() > limits.max_label_name_length {
             return Err((
-                RejectReason::TooManyLabels,
-                format!("{} labels, limit is {}", labels.len(), lim.max_label_names_per_series),
+                RejectReason::LabelTooLong,
+                format!(
+                    "label name {:?}... is {} bytes, limit is {} (max_label_name_length)",
+                    truncate(&l.name),
+                    l.name.len(),
+                    limits.max_label_name_length
+                ),
             ));
         }
-        for l in labels {
-            if l.name.len() > lim.max_label_name_length {
-                return Err((
-                    RejectReason::LabelTooLong,
-                    format!(
-                        "label name {:?}... is {} bytes, limit is {}",
-                        truncate(&l.name),
-                        l.name.len(),
-                        lim.max_label_name_length
-                    ),
-                ));
-            }
-            if l.value.len() > lim.max_label_value_length {
-                return Err((
-                    RejectReason::LabelTooLong,
-                    format!(
-                        "value of label {:?} is {} bytes, limit is {}",
-                        truncate(&l.name),
-                        l.value.len(),
-                        lim.max_label_value_length
-                    ),
-                ));
-            }
+        if l.value.len() > limits.max_label_value_length {
+            return Err((
+                RejectReason::LabelTooLong,
+                format!(
+                    "value of label {:?} is {} bytes, limit is {} (max_label_value_length)",
+                    truncate(&l.name),
+                    l.value.len(),
+                    limits.max_label_value_length
+                ),
+            ));
         }
-        Ok(())
     }
+    Ok(())
+}
 
+impl Engine {
     /// Finds or creates the series; `Err` carries a refusal (series limit).
     fn series_ref(
         &self,
@@ -83,12 +88,31 @@ impl Engine {
         if let Some(r) = shard.find(hash, labels) {
             return Ok(Ok(r));
         }
-        let limit = self.config().limits.max_active_series;
+        let cfg = self.config();
+        let limit = cfg.limits.max_active_series;
         if self.active.load(Ordering::Relaxed) >= limit as i64 {
             return Ok(Err((
                 RejectReason::SeriesLimit,
-                format!("the store holds {limit} active series, the configured maximum"),
+                format!("the store holds {limit} active series, the limit (max_active_series)"),
             )));
+        }
+        let per_metric = cfg.limits.max_series_per_metric;
+        if per_metric > 0
+            && let Some(name) = labels.iter().find(|l| l.name == METRIC_NAME)
+        {
+            // Shard locks are taken before the postings lock everywhere, so reading here is safe.
+            // Concurrent creations in other shards may overshoot by a few series; the limit is a
+            // cardinality guard, not an exact quota.
+            let have = self.postings.read().count(METRIC_NAME, &name.value);
+            if have >= per_metric as u64 {
+                return Ok(Err((
+                    RejectReason::SeriesPerMetricLimit,
+                    format!(
+                        "metric {:?} already has {have} series, the limit is {per_metric} (max_series_per_metric)",
+                        truncate(&name.value)
+                    ),
+                )));
+            }
         }
         let counter = self.next_ref.fetch_add(1, Ordering::SeqCst);
         let sref = (counter << SHARD_BITS) | sh as u64;
@@ -125,7 +149,7 @@ impl Engine {
                 continue;
             }
             let n = ts.samples.len() as u64;
-            if let Err((reason, detail)) = self.check_labels(&ts.labels) {
+            if let Err((reason, detail)) = check_labels(&ts.labels, &cfg.limits) {
                 self.metrics.reject(reason.as_str(), n);
                 out.rejected.push(Rejection { reason, series: describe_raw(&ts.labels), detail, samples: n });
                 continue;

@@ -6,7 +6,7 @@
 //! - `crowsnest_store_samples_duplicate_total`: exact duplicate samples accepted as no-ops.
 //! - `crowsnest_store_samples_rejected_total{reason}`: refused samples; `reason` is one of
 //!   `RejectReason::as_str` (`out_of_order`, `duplicate_timestamp`, `too_old`, `invalid_labels`,
-//!   `too_many_labels`, `label_too_long`, `series_limit`).
+//!   `too_many_labels`, `label_too_long`, `series_limit`, `series_per_metric_limit`).
 //! - `crowsnest_store_series_created_total`: series added to the index.
 //! - `crowsnest_store_head_series`: series with an open head chunk (the active series).
 //! - `crowsnest_store_series`: series in the index (active or not).

@@ -219,16 +219,19 @@ impl<'a> XorIter<'a> {
         self.t = self.t.wrapping_add(self.delta);
         if self.r.read_bit()? {
             if self.r.read_bit()? {
-                self.leading = self.r.read_bits(5)? as u8;
+                let leading = self.r.read_bits(5)? as u8;
                 let mut sig = self.r.read_bits(6)? as u8;
                 if sig == 0 {
                     sig = 64;
                 }
-                self.trailing = 64 - self.leading - sig;
+                // A corrupt stream can announce a window wider than 64 bits: end the stream
+                // rather than overflow (found by the `chunk_decode` fuzz target).
+                self.trailing = 64u8.checked_sub(leading)?.checked_sub(sig)?;
+                self.leading = leading;
             }
             let sig = 64 - self.leading - self.trailing;
             let x = self.r.read_bits(sig)?;
-            self.v ^= x << self.trailing;
+            self.v ^= x.checked_shl(u32::from(self.trailing))?;
         }
         Some(Sample::new(self.t, f64::from_bits(self.v)))
     }
@@ -253,6 +256,25 @@ impl Iterator for XorIter<'_> {
 pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Regression (fuzz/corpus/chunk_decode/xor_wide_window.bin): a value window with 31 leading
+    /// zeros and 63 significant bits overflowed `64 - leading - sig`.
+    #[test]
+    fn corrupt_value_window_ends_the_stream() {
+        let mut w = BitWriter::default();
+        w.write_bits(1000, 64);
+        w.write_bits(1.5f64.to_bits(), 64);
+        w.write_bit(false); // delta-of-delta 0
+        w.write_bits(0b11, 2); // new window
+        w.write_bits(31, 5);
+        w.write_bits(63, 6);
+        w.write_bits(u64::MAX, 63);
+        let got: Vec<Sample> = XorIter::over(BitReader::new(w.bytes(), w.bit_len()), 2).collect();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].timestamp, 1000);
+        let crash = include_bytes!("../../../fuzz/corpus/chunk_decode/xor_wide_window.bin");
+        let _ = XorChunk::from_snapshot(crash);
+    }
 
     /// Realistic-but-wide sample streams: jittered scrape intervals, counters with resets, and
     /// special values (NaN, ±Inf, staleness markers, -0.0).

@@ -11,18 +11,25 @@ use crowsnest_wire::api::{Envelope, ErrorType};
 
 use crate::error::StoreError;
 
-/// An API failure: the Prometheus error type, the client-facing message, and optionally a
-/// status other than the type's default (413 for oversized bodies, 415 for wrong encodings).
+/// An API failure: the Prometheus error type, the client-facing message, optionally a status
+/// other than the type's default (413 for oversized bodies, 415 for wrong encodings), and the
+/// config key of the limit that refused the request, if one did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     pub kind: ErrorType,
     pub message: String,
     pub status: Option<StatusCode>,
+    pub limit: Option<&'static str>,
 }
+
+/// Response extension naming the limit that refused a request; the router's metrics middleware
+/// turns it into `crowsnest_store_requests_rejected_total{limit}` (handlers never count by hand).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitHit(pub &'static str);
 
 impl ApiError {
     pub fn new(kind: ErrorType, message: impl Into<String>) -> Self {
-        ApiError { kind, message: message.into(), status: None }
+        ApiError { kind, message: message.into(), status: None, limit: None }
     }
 
     /// `bad_data` (400): the client sent something we cannot use.
@@ -67,6 +74,12 @@ impl ApiError {
         self
     }
 
+    /// Marks the error as a limit refusal; `key` is the limit's config key (a bounded label).
+    pub fn with_limit(mut self, key: &'static str) -> Self {
+        self.limit = Some(key);
+        self
+    }
+
     /// The status this error is answered with.
     pub fn status(&self) -> StatusCode {
         self.status.unwrap_or_else(|| {
@@ -85,7 +98,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let body: Envelope<()> = Envelope::error(self.kind, self.message);
-        (status, axum::Json(body)).into_response()
+        let mut resp = (status, axum::Json(body)).into_response();
+        if let Some(key) = self.limit {
+            resp.extensions_mut().insert(LimitHit(key));
+        }
+        resp
     }
 }
 
@@ -113,8 +130,11 @@ impl From<QueryError> for ApiError {
     fn from(e: QueryError) -> Self {
         match e {
             QueryError::BadData(m) => ApiError::invalid_param("query", m),
+            QueryError::Execution(m) if m == crowsnest_promql::TOO_MANY_SAMPLES => {
+                ApiError::execution(format!("{m} (limit store.query.max_samples)")).with_limit("max_samples")
+            }
             QueryError::Execution(m) => ApiError::execution(m),
-            e @ QueryError::Timeout(_) => ApiError::timeout(e.to_string()),
+            e @ QueryError::Timeout(_) => ApiError::timeout(e.to_string()).with_limit("timeout"),
             e @ QueryError::Canceled(_) => ApiError::canceled(e.to_string()),
             QueryError::Storage(s) => ApiError::internal("storage failure during query", s),
         }

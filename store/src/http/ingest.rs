@@ -10,12 +10,16 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use crowsnest_wire::WriteRequest;
 use crowsnest_wire::exposition::Format;
-use crowsnest_wire::remote::headers;
+use crowsnest_wire::remote::{DecodeError, headers};
 
 use super::ApiState;
 use super::error::ApiError;
 use super::params::{read_body, too_large};
 use crate::import::{describe_rejections, import_text};
+
+/// Config keys of the body size limits (`store.limits.*`), named in errors and metric labels.
+const BODY_LIMIT: &str = "max_request_body_bytes";
+const DECOMPRESSED_LIMIT: &str = "max_decompressed_bytes";
 
 /// The remote_write 2.0 message type: refused, we only speak 1.0 (senders fall back).
 const PROTO_V2: &str = "io.prometheus.write.v2.request";
@@ -41,10 +45,17 @@ pub async fn write(State(s): State<ApiState>, req_headers: HeaderMap, body: Body
         ))
         .with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
     }
-    check_content_length(&req_headers, limits.max_request_body_bytes)?;
-    let raw = read_body(body, limits.max_request_body_bytes).await?;
-    let request = WriteRequest::decode_snappy(&raw, limits.max_decompressed_bytes)
-        .map_err(|e| ApiError::bad_data(format!("invalid remote_write body: {e}")))?;
+    check_content_length(&req_headers, limits.max_request_body_bytes, BODY_LIMIT)?;
+    let raw = read_body(body, limits.max_request_body_bytes, BODY_LIMIT).await?;
+    // The snappy header's declared length is checked before any buffer is allocated.
+    let request = WriteRequest::decode_snappy(&raw, limits.max_decompressed_bytes).map_err(|e| match e {
+        e @ DecodeError::TooLarge { .. } => {
+            ApiError::bad_data(format!("remote_write body too large: {e} ({DECOMPRESSED_LIMIT})"))
+                .with_status(StatusCode::PAYLOAD_TOO_LARGE)
+                .with_limit(DECOMPRESSED_LIMIT)
+        }
+        e => ApiError::bad_data(format!("invalid remote_write body: {e}")),
+    })?;
     drop(raw);
     let db = s.db.clone();
     let outcome = tokio::task::spawn_blocking(move || {
@@ -80,10 +91,15 @@ pub async fn import_prometheus(
         ))
         .with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
     }
+    // The text is not compressed, so the larger of the two size limits applies to it.
     let cfg = s.db.config();
-    let limit = cfg.limits.max_decompressed_bytes.max(cfg.limits.max_request_body_bytes);
-    check_content_length(&req_headers, limit)?;
-    let raw = read_body(body, limit).await?;
+    let (limit, key) = if cfg.limits.max_decompressed_bytes >= cfg.limits.max_request_body_bytes {
+        (cfg.limits.max_decompressed_bytes, DECOMPRESSED_LIMIT)
+    } else {
+        (cfg.limits.max_request_body_bytes, BODY_LIMIT)
+    };
+    check_content_length(&req_headers, limit, key)?;
+    let raw = read_body(body, limit, key).await?;
     let text = String::from_utf8(raw)
         .map_err(|e| ApiError::bad_data(format!("body is not valid UTF-8 (byte {})", e.utf8_error().valid_up_to())))?;
     let format = Format::detect(header_str(&req_headers, header::CONTENT_TYPE), &text);
@@ -101,9 +117,9 @@ fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
 }
 
 /// Refuses a body whose announced size is over `limit` before reading it.
-fn check_content_length(h: &HeaderMap, limit: usize) -> Result<(), ApiError> {
+fn check_content_length(h: &HeaderMap, limit: usize, key: &'static str) -> Result<(), ApiError> {
     match header_str(h, header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok()) {
-        Some(n) if n > limit as u64 => Err(too_large(limit)),
+        Some(n) if n > limit as u64 => Err(too_large(limit, key)),
         _ => Ok(()),
     }
 }

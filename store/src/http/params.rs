@@ -95,7 +95,7 @@ impl<S: Send + Sync> FromRequest<S> for Params {
         let has_body = matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH);
         let mut all = Vec::new();
         if is_form && has_body {
-            let body = read_body(req.into_body(), MAX_FORM_BYTES).await?;
+            let body = read_body(req.into_body(), MAX_FORM_BYTES, "max_form_bytes").await?;
             let text = std::str::from_utf8(&body)
                 .map_err(|_| ApiError::bad_data("error parsing form: body is not valid UTF-8"))?;
             all = parse_form(text)?;
@@ -112,23 +112,24 @@ fn parse_form(s: &str) -> Result<Vec<(String, String)>, ApiError> {
 
 /// Buffers a request body, refusing more than `limit` bytes with 413 (checked against
 /// `Content-Length` by the caller when present, and while streaming here).
-pub async fn read_body(body: axum::body::Body, limit: usize) -> Result<Vec<u8>, ApiError> {
+pub async fn read_body(body: axum::body::Body, limit: usize, key: &'static str) -> Result<Vec<u8>, ApiError> {
     let mut stream = body.into_data_stream();
     let mut out = Vec::new();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| ApiError::bad_data(format!("error reading request body: {e}")))?;
         if out.len() + chunk.len() > limit {
-            return Err(too_large(limit));
+            return Err(too_large(limit, key));
         }
         out.extend_from_slice(&chunk);
     }
     Ok(out)
 }
 
-/// The 413 answer for a body above `limit` bytes.
-pub fn too_large(limit: usize) -> ApiError {
-    ApiError::bad_data(format!("request body too large: the limit is {limit} bytes"))
+/// The 413 answer for a body above `limit` bytes; `key` names the limit (its config key).
+pub fn too_large(limit: usize, key: &'static str) -> ApiError {
+    ApiError::bad_data(format!("request body too large: the limit is {limit} bytes ({key})"))
         .with_status(axum::http::StatusCode::PAYLOAD_TOO_LARGE)
+        .with_limit(key)
 }
 
 /// Parses a Prometheus API time: float Unix seconds (rounded to milliseconds, clamped to

@@ -1,7 +1,7 @@
 //! PromQL endpoints: `/api/v1/query`, `/api/v1/query_range`, `/api/v1/query_exemplars`,
 //! `/api/v1/format_query`, following `query`, `queryRange`, `queryExemplars` and `formatQuery`
-//! in prometheus/prometheus `web/api/v1/api.go`: parameter checks and messages, the 11,000-points
-//! limit, `limit` truncation, at most 10 warnings/infos. Evaluation runs on the blocking pool
+//! in prometheus/prometheus `web/api/v1/api.go`: parameter checks and messages, the points limit
+//! (`query.max_points_per_range_query`, Prometheus' 11,000), `limit` truncation, at most 10 warnings/infos. Evaluation runs on the blocking pool
 //! behind a semaphore (`query.max_concurrent`, waiting requests queue), with a deadline of
 //! min(`timeout` parameter, `query.timeout`) and a cancellation token that fires when the client
 //! goes away (the handler future is dropped, its drop guard cancels).
@@ -22,8 +22,6 @@ use super::params::{MAX_TIME_MS, MIN_TIME_MS, Params};
 use super::series::TRUNCATED_WARNING;
 use super::{ApiState, success};
 
-/// Prometheus' cap on points per series of a range query.
-pub const MAX_POINTS_PER_SERIES: i64 = 11_000;
 /// Annotations of each kind sent before the rest is summarised.
 pub const MAX_ANNOTATIONS: usize = 10;
 
@@ -61,10 +59,13 @@ pub async fn query_range(State(s): State<ApiState>, p: Params) -> Result<Respons
             "zero or negative query resolution step widths are not accepted. Try a positive integer",
         ));
     }
-    if (end as i128 - start as i128) / step as i128 > MAX_POINTS_PER_SERIES as i128 {
-        return Err(ApiError::bad_data(
-            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
-        ));
+    let max_points = s.db.config().query.max_points_per_range_query;
+    if (end as i128 - start as i128) / step as i128 > max_points as i128 {
+        return Err(ApiError::bad_data(format!(
+            "exceeded maximum resolution of {} points per timeseries. Try decreasing the query resolution (?step=XX)",
+            thousands(max_points)
+        ))
+        .with_limit("max_points_per_range_query"));
     }
     let timeout = p.duration_opt("timeout")?;
     let lookback = p.duration_opt("lookback_delta")?;
@@ -91,7 +92,13 @@ async fn evaluate(
     // Fires when this future is dropped, i.e. when the client disconnected.
     let _cancel_on_drop = token.clone().drop_guard();
     let permit = match tokio::time::timeout_at(deadline, s.query_slots.clone().acquire_owned()).await {
-        Err(_) => return Err(ApiError::timeout("query timed out in query queue")),
+        Err(_) => {
+            return Err(ApiError::timeout(format!(
+                "query timed out in query queue ({} queries already running, store.query.max_concurrent)",
+                s.query_slots_total.load(std::sync::atomic::Ordering::Relaxed)
+            ))
+            .with_limit("max_concurrent"));
+        }
         Ok(Err(_)) => return Err(ApiError::new(ErrorType::Unavailable, "the query engine is shutting down")),
         Ok(Ok(permit)) => permit,
     };
@@ -124,7 +131,7 @@ async fn evaluate(
     match tokio::time::timeout_at(deadline, task).await {
         Err(_) => {
             token.cancel();
-            Err(ApiError::timeout("query timed out in expression evaluation"))
+            Err(ApiError::timeout("query timed out in expression evaluation").with_limit("timeout"))
         }
         Ok(joined) => Ok(joined??),
     }
@@ -133,6 +140,19 @@ async fn evaluate(
 /// The warning added when stored chunks failed their checksum during a query (after the count).
 pub const CORRUPT_WARNING: &str =
     "stored chunk(s) failed their checksum and were skipped; the result lacks their samples";
+
+/// `11000` → `11,000`, as Prometheus words its points limit.
+fn thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 { format!("-{out}") } else { out }
+}
 
 /// The success envelope: `limit` applied to vector/matrix results, annotations capped.
 fn respond(out: QueryOutput, limit: Option<usize>) -> Response {
@@ -218,6 +238,13 @@ mod tests {
         assert_eq!(c.len(), 11);
         assert_eq!(c[10], "3 more warning annotations omitted");
         assert_eq!(cap_annotations(vec!["a".into()], "info"), vec!["a"]);
+    }
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(11_000), "11,000");
+        assert_eq!(thousands(100), "100");
+        assert_eq!(thousands(1_234_567), "1,234,567");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod grafana;
 mod ingest;
+mod limits;
 mod query;
 mod read;
 

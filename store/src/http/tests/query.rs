@@ -83,7 +83,7 @@ async fn queue_timeout_is_503_and_slots_come_back() {
     let held = app.state.query_slots.clone().acquire_owned().await.unwrap();
     let t0 = std::time::Instant::now();
     let msg = app.get("/api/v1/query?query=up&time=1&timeout=0.2").await.error(503, "timeout");
-    assert_eq!(msg, "query timed out in query queue");
+    assert!(msg.starts_with("query timed out in query queue"), "{msg}");
     assert!(t0.elapsed() >= Duration::from_millis(150));
     // A waiting query proceeds once the slot is free.
     let waiter = tokio::spawn({
