@@ -42,25 +42,32 @@ echo "fuzz: build took $((built - start)) s"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-failed=()
-for t in "${targets[@]}"; do
-  mkdir -p "$work/$t" "artifacts/$t"
-  echo "fuzz: $t for ${seconds}s"
+# One target per core at a time (FUZZ_JOBS): each libFuzzer process is single-threaded.
+jobs=${FUZZ_JOBS:-$(nproc)}
+fuzz_one() {
+  local t=$1 t0
   t0=$(date +%s)
+  mkdir -p "$work/$t" "artifacts/$t"
   # New inputs go to the scratch corpus (first directory); the committed seeds stay untouched.
-  if ! "$bin_dir/$t" "$work/$t" "corpus/$t" \
+  if "$bin_dir/$t" "$work/$t" "corpus/$t" \
     -max_total_time="$seconds" -rss_limit_mb="$rss_mb" -timeout="$per_input" \
     -artifact_prefix="artifacts/$t/" -print_final_stats=1 >"$work/$t.log" 2>&1; then
-    failed+=("$t")
-    echo "fuzz: $t FAILED; last lines of its log:"
+    echo "fuzz: $t ok after $(($(date +%s) - t0)) s: $(grep -E '^stat::number_of_executed_units|^stat::peak_rss_mb' "$work/$t.log" | tr -s ' \n' ' ')"
+  else
+    echo "fuzz: $t FAILED after $(($(date +%s) - t0)) s; last lines of its log:"
     tail -n 40 "$work/$t.log"
     echo "fuzz: reproducer(s) in fuzz/artifacts/$t/: $(ls "artifacts/$t" | tr '\n' ' ')"
-  else
-    grep -E '^stat::number_of_executed_units|^stat::peak_rss_mb' "$work/$t.log" | tr '\n' ' ' || true
-    echo
+    touch "$work/$t.failed"
   fi
-  echo "fuzz: $t took $(($(date +%s) - t0)) s"
+}
+echo "fuzz: ${#targets[@]} targets, ${seconds}s each, $jobs at a time"
+for t in "${targets[@]}"; do
+  while (($(jobs -rp | wc -l) >= jobs)); do wait -n || true; done
+  fuzz_one "$t" &
 done
+wait
+failed=()
+for t in "${targets[@]}"; do [[ -e "$work/$t.failed" ]] && failed+=("$t"); done
 echo "fuzz: total $(($(date +%s) - start)) s (build $((built - start)) s)"
 if ((${#failed[@]})); then
   echo "fuzz: FAILED targets: ${failed[*]}"
