@@ -63,10 +63,7 @@ impl Engine {
         if !self.tombstones.is_empty() {
             // A series with tombstones is listed only while a sample survives them in the range
             // (Prometheus hides fully deleted series from series, labels and label values too).
-            out.retain(|(r, _)| {
-                !self.tombstones.has(*r)
-                    || self.series_samples(*r, start, end).map_or(true, |v| v.is_some_and(|v| !v.is_empty()))
-            });
+            out.retain(|(r, _)| self.survives_tombstones(*r, start, end));
         }
         out
     }
@@ -143,9 +140,14 @@ impl Engine {
             let shard = self.shards[shard_of_ref(sref)].lock();
             shard.series.get(&sref).is_some_and(|s| s.max_t >= start && s.min_t <= end)
         };
-        overlaps
-            && (!self.tombstones.has(sref)
-                || self.series_samples(sref, start, end).map_or(true, |v| v.is_some_and(|v| !v.is_empty())))
+        overlaps && self.survives_tombstones(sref, start, end)
+    }
+
+    /// Whether a sample of `sref` in `[start, end]` survives its deleted intervals; only a series
+    /// with tombstones has its samples read. A read error keeps the series listed.
+    fn survives_tombstones(&self, sref: u64, start: i64, end: i64) -> bool {
+        !self.tombstones.has(sref)
+            || self.series_samples(sref, start, end).map_or(true, |v| v.is_some_and(|v| !v.is_empty()))
     }
 
     /// The samples of one series in `[start, end]`: head first (under the shard lock), then the
