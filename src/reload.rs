@@ -80,6 +80,9 @@ impl Reloader {
     pub async fn reload(&self) -> anyhow::Result<()> {
         let _g = self.lock.lock().await;
         let result = self.apply().await;
+        if let Some(s) = &self.store {
+            s.record_reload(result.is_ok());
+        }
         match &result {
             Ok(()) => {
                 self.metrics.successful.set(1);

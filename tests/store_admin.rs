@@ -119,6 +119,8 @@ fn reload_over_http_and_sighup_keeps_the_old_config_on_errors() {
     assert!(body.starts_with("failed to reload config") && body.contains("retention"), "{body}");
     assert_eq!(metric(&base, "crowsnest_config_last_reload_successful"), Some(0.0));
     assert_eq!(retention_flag(&base), "1w", "the old config stays active");
+    let (ok, loaded_at) = runtime_reload(&base);
+    assert!(!ok, "runtimeinfo reports the failed reload");
 
     std::fs::write(&cfg, "store:\n  retention: 14d\n").expect("config");
     std::thread::sleep(Duration::from_millis(20));
@@ -127,6 +129,9 @@ fn reload_over_http_and_sighup_keeps_the_old_config_on_errors() {
     assert_eq!(retention_flag(&base), "2w");
     assert_eq!(metric(&base, "crowsnest_config_last_reload_successful"), Some(1.0));
     assert!(metric(&base, "crowsnest_config_last_reload_success_timestamp_seconds").expect("ts") > t0);
+    let (ok, reloaded_at) = runtime_reload(&base);
+    assert!(ok, "runtimeinfo reports the successful reload");
+    assert!(reloaded_at > loaded_at, "lastConfigTime moves on success: {loaded_at} -> {reloaded_at}");
 
     std::fs::write(&cfg, "store:\n  retention: 21d\n").expect("config");
     #[allow(unsafe_code)]
@@ -136,6 +141,14 @@ fn reload_over_http_and_sighup_keeps_the_old_config_on_errors() {
     }
     let got = eventually(Duration::from_secs(10), || (retention_flag(&base) == "3w").then_some(()));
     assert!(got.is_some(), "SIGHUP reloads:\n{}", store.output());
+}
+
+/// `reloadConfigSuccess` and `lastConfigTime` from `/api/v1/status/runtimeinfo`.
+fn runtime_reload(base: &str) -> (bool, String) {
+    let (_, body) = http_get(&format!("{base}/api/v1/status/runtimeinfo")).expect("runtimeinfo");
+    let v: Value = serde_json::from_str(&body).expect("json");
+    let ok = v["data"]["reloadConfigSuccess"].as_bool().expect("reloadConfigSuccess");
+    (ok, v["data"]["lastConfigTime"].as_str().expect("lastConfigTime").to_string())
 }
 
 fn rule_names(base: &str) -> Vec<String> {

@@ -28,6 +28,8 @@ pub struct EngineOptions {
     /// Step of subqueries written without one (`x[5m:]`); Prometheus uses the global evaluation
     /// interval, 1m by default.
     pub subquery_step_ms: i64,
+    /// Threads one query may use to read and window the series of a selection (the cores).
+    pub parallelism: usize,
 }
 
 impl Default for EngineOptions {
@@ -37,6 +39,7 @@ impl Default for EngineOptions {
             max_samples: 50_000_000,
             timeout: Duration::from_secs(120),
             subquery_step_ms: 60_000,
+            parallelism: crate::par::default_parallelism(),
         }
     }
 }
@@ -173,8 +176,8 @@ impl Engine {
             Value::Matrix(v) => cleanup_names(v, false)?,
             _ => {}
         }
-        let warnings = sh.warnings.borrow().clone();
-        let infos = sh.infos.borrow().clone();
+        let warnings = sh.warnings();
+        let infos = sh.infos();
         Ok(Evaluated { value, warnings, infos, peak_samples: sh.peak_samples() })
     }
 }

@@ -22,7 +22,8 @@ mod subquery;
 
 pub use aggregate::format_go_float;
 
-use std::cell::{Cell, RefCell};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use promql_parser::parser::{AtModifier, Expr, Offset};
@@ -48,10 +49,12 @@ pub struct Shared<'a> {
     pub query_step: i64,
     /// The query text, used to place annotations (`line:col`).
     pub query: &'a str,
-    samples: Cell<usize>,
-    peak: Cell<usize>,
-    pub warnings: RefCell<Vec<String>>,
-    pub infos: RefCell<Vec<String>>,
+    /// Samples held by the query right now, and the most held at once. Atomic because the
+    /// per-series work of a selection runs on several threads (`par`).
+    samples: AtomicUsize,
+    peak: AtomicUsize,
+    pub warnings: Mutex<Vec<String>>,
+    pub infos: Mutex<Vec<String>>,
 }
 
 impl<'a> Shared<'a> {
@@ -73,10 +76,10 @@ impl<'a> Shared<'a> {
             query_end,
             query_step: 0,
             query,
-            samples: Cell::new(0),
-            peak: Cell::new(0),
-            warnings: RefCell::new(Vec::new()),
-            infos: RefCell::new(Vec::new()),
+            samples: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+            warnings: Mutex::new(Vec::new()),
+            infos: Mutex::new(Vec::new()),
         }
     }
 
@@ -93,9 +96,8 @@ impl<'a> Shared<'a> {
 
     /// Accounts `n` more samples held in memory; fails past `max_samples`.
     pub fn add_samples(&self, n: usize) -> Result<(), QueryError> {
-        let cur = self.samples.get() + n;
-        self.samples.set(cur);
-        self.peak.set(self.peak.get().max(cur));
+        let cur = self.samples.fetch_add(n, Ordering::Relaxed) + n;
+        self.peak.fetch_max(cur, Ordering::Relaxed);
         if cur > self.opts.max_samples {
             return Err(QueryError::Execution(TOO_MANY_SAMPLES.into()));
         }
@@ -104,12 +106,27 @@ impl<'a> Shared<'a> {
 
     /// Releases `n` samples from the accounting.
     pub fn release_samples(&self, n: usize) {
-        self.samples.set(self.samples.get().saturating_sub(n));
+        let _ = self.samples.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| Some(c.saturating_sub(n)));
     }
 
     /// The most samples held at once so far.
     pub fn peak_samples(&self) -> usize {
-        self.peak.get()
+        self.peak.load(Ordering::Relaxed)
+    }
+
+    /// Locks an annotation list; a panic elsewhere cannot leave it inconsistent (push only).
+    fn notes(list: &Mutex<Vec<String>>) -> std::sync::MutexGuard<'_, Vec<String>> {
+        list.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The warnings so far.
+    pub fn warnings(&self) -> Vec<String> {
+        Self::notes(&self.warnings).clone()
+    }
+
+    /// The infos so far.
+    pub fn infos(&self) -> Vec<String> {
+        Self::notes(&self.infos).clone()
     }
 
     /// Renders `(line:col)` of the first occurrence of `needle` in the query (1-based).
@@ -178,7 +195,7 @@ impl<'a> Shared<'a> {
     /// Adds a `PromQL warning:` annotation at an already rendered position.
     pub fn warn_at(&self, msg: impl AsRef<str>, pos: &str) {
         let text = format!("PromQL warning: {} {}", msg.as_ref(), pos);
-        let mut w = self.warnings.borrow_mut();
+        let mut w = Self::notes(&self.warnings);
         if !w.contains(&text) {
             w.push(text);
         }
@@ -187,7 +204,7 @@ impl<'a> Shared<'a> {
     /// Adds a `PromQL info:` annotation at an already rendered position.
     pub fn info_at(&self, msg: impl AsRef<str>, pos: &str) {
         let text = format!("PromQL info: {} {}", msg.as_ref(), pos);
-        let mut w = self.infos.borrow_mut();
+        let mut w = Self::notes(&self.infos);
         if !w.contains(&text) {
             w.push(text);
         }
@@ -196,7 +213,7 @@ impl<'a> Shared<'a> {
     /// Adds a `PromQL warning:` annotation about the node whose text starts with `anchor`.
     pub fn warn(&self, msg: impl AsRef<str>, anchor: &str) {
         let text = format!("PromQL warning: {} {}", msg.as_ref(), self.position(anchor));
-        let mut w = self.warnings.borrow_mut();
+        let mut w = Self::notes(&self.warnings);
         if !w.contains(&text) {
             w.push(text);
         }
@@ -254,9 +271,9 @@ impl<'s, 'a> Evaluator<'s, 'a> {
     /// Evaluates any expression. Sample accounting: while a node runs, its children's results
     /// count as held; once it returns, only its own result stays counted.
     pub fn eval(&self, e: &Expr) -> Result<Value, QueryError> {
-        let before = self.sh.samples.get();
+        let before = self.sh.samples.load(Ordering::Relaxed);
         let v = self.eval_node(e)?;
-        self.sh.samples.set(before);
+        self.sh.samples.store(before, Ordering::Relaxed);
         self.sh.add_samples(v.sample_count())?;
         Ok(v)
     }

@@ -20,7 +20,7 @@ use promql_parser::parser::{Call, Expr};
 use crate::engine::QueryError;
 use crate::eval::Evaluator;
 use crate::value::{FPoint, Series, Value};
-use window::{WindowCtx, over_windows};
+use window::{WindowCtx, over_windows, over_windows_par};
 
 /// Evaluates a function call.
 pub fn call(ev: &Evaluator<'_, '_>, c: &Call) -> Result<Value, QueryError> {
@@ -265,7 +265,7 @@ fn range_function(ev: &Evaluator<'_, '_>, name: &str, args: &[&Expr]) -> Result<
         );
     }
     let keep_name = matches!(name, "last_over_time" | "first_over_time");
-    type RangeFn<'p> = Box<dyn Fn(&[FPoint], &WindowCtx, usize) -> Option<f64> + 'p>;
+    type RangeFn<'p> = Box<dyn Fn(&[FPoint], &WindowCtx, usize) -> Option<f64> + Sync + 'p>;
     let f: RangeFn<'_> = match name {
         "rate" => Box::new(|s, w, _| rate::extrapolated_rate(s, w, true, true)),
         "increase" => Box::new(|s, w, _| rate::extrapolated_rate(s, w, true, false)),
@@ -297,16 +297,11 @@ fn range_function(ev: &Evaluator<'_, '_>, name: &str, args: &[&Expr]) -> Result<
         }
         other => return Err(QueryError::BadData(format!("function {other:?} is not supported by this engine"))),
     };
-    let mut needs_info: Vec<Labels> = Vec::new();
-    let out = over_windows(ev, arg, keep_name, &mut |s, w, i, labels| {
-        let r = f(s, w, i);
-        if r.is_some() && needs_info.last() != Some(labels) {
-            needs_info.push(labels.clone());
-        }
-        r
-    })?;
-    for l in &needs_info {
-        counter_info(ev, name, l);
+    let count_drops = matches!(name, "rate" | "increase");
+    let out = over_windows_par(ev, arg, keep_name, count_drops, &*f)?;
+    // Every output series had a window with a value: those are the series the info is about.
+    for s in &out {
+        counter_info(ev, name, &s.labels);
     }
     Ok(Value::Vector(out))
 }

@@ -5,10 +5,11 @@
 
 pub mod storage;
 
-pub use storage::{MemStorage, Series, SeriesIter, Storage, StorageError};
+pub use storage::{LazySeries, Loader, MemStorage, Series, SeriesIter, Storage, StorageError};
 pub mod engine;
 mod eval;
 mod functions;
+mod par;
 pub mod promqltest;
 pub mod value;
 

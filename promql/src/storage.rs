@@ -30,12 +30,38 @@ pub enum StorageError {
 /// Iterator of selected series. Order: sorted by label set.
 pub type SeriesIter<'a> = Box<dyn Iterator<Item = Result<Series, StorageError>> + Send + 'a>;
 
+/// Reads one selected series' samples; may run on another thread than the one that selected.
+pub type Loader<'a> = Box<dyn FnOnce() -> Result<Vec<Sample>, StorageError> + Send + 'a>;
+
+/// A selected series whose samples are not read yet: the engine reads the series of a selection
+/// on several threads, so reading (chunk decoding) is spread over the cores along with the window
+/// functions that follow it.
+pub struct LazySeries<'a> {
+    pub labels: Labels,
+    /// The samples in the selected range, ascending, staleness markers included; may be empty.
+    pub load: Loader<'a>,
+}
+
 /// What the engine needs from storage.
 pub trait Storage: Send + Sync {
     /// Series matching all `matchers` (at least one must not match the empty string) with the
     /// samples whose timestamps lie in `[start, end]` (milliseconds, both inclusive). Series with
     /// no sample in the range may be omitted.
     fn select(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<SeriesIter<'_>, StorageError>;
+
+    /// [`Storage::select`] with each series' samples read only when its loader is called, in
+    /// label order. The default reads everything up front; a storage whose reads cost real work
+    /// overrides it so that the work can run in parallel.
+    fn select_lazy(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<LazySeries<'_>>, StorageError> {
+        self.select(matchers, start, end)?
+            .map(|r| {
+                r.map(|s| {
+                    let samples = s.samples;
+                    LazySeries { labels: s.labels, load: Box::new(move || Ok(samples)) }
+                })
+            })
+            .collect()
+    }
 }
 
 /// A simple in-memory storage: the conformance runner's `load` blocks, `crowsnest test-rules`'

@@ -138,3 +138,61 @@ fn huge_subquery_grid_is_refused_up_front() {
     assert!(matches!(err, QueryError::Execution(ref m) if m.contains("too many samples")), "{err:?}");
     assert!(started.elapsed() < std::time::Duration::from_secs(2), "took {:?}", started.elapsed());
 }
+
+/// Many series with counter resets, gaps and staleness markers, for comparing evaluation paths.
+fn many_series() -> MemStorage {
+    let s = MemStorage::new();
+    for i in 0..40u32 {
+        let l = Labels::from_pairs([
+            ("__name__", "work_total".to_string()),
+            ("group", (i % 3).to_string()),
+            ("id", i.to_string()),
+        ]);
+        let mut v = 0.0;
+        let samples: Vec<Sample> = (0..400i64)
+            .filter(|k| (k + i64::from(i)) % 17 != 0)
+            .map(|k| {
+                v += f64::from(i % 7) + (k % 5) as f64 * 0.25;
+                if (k + i64::from(i)) % 97 == 0 {
+                    v = 0.0; // a counter reset
+                }
+                let value = if k == 300 && i % 4 == 0 { crowsnest_wire::stale_nan() } else { v };
+                Sample::new(k * 15_000 + i64::from(i) * 7, value)
+            })
+            .collect();
+        s.add(l, samples);
+    }
+    s
+}
+
+/// Series are read and windowed on several threads, and simple aggregations are accumulated
+/// series by series: answers, their order and the annotations must not depend on either.
+#[test]
+fn parallel_and_series_major_paths_match_sequential() {
+    let data = many_series();
+    let t = CancellationToken::new();
+    let one = Engine::new(EngineOptions { parallelism: 1, ..EngineOptions::default() });
+    let four = Engine::new(EngineOptions { parallelism: 4, ..EngineOptions::default() });
+    for q in [
+        "rate(work_total[1m])",
+        "increase(work_total[2m])",
+        "sum by (group) (rate(work_total[1m]))",
+        "avg without (id) (irate(work_total[45s]))",
+        "max_over_time(work_total[3m]) - min_over_time(work_total[3m])",
+        "topk(3, deriv(work_total[2m]))",
+        "stddev(changes(work_total[5m]))",
+        "count by (group) (resets(work_total[10m]))",
+        "rate(work_total{group=\"1\"}[1m] offset 30s)",
+        "sum(rate(work_total[1m] @ 3000))",
+    ] {
+        for (start, end, step) in [(0, 6_000_000, 15_000), (0, 6_000_000, 60_000), (4_500_000, 4_500_000, 1)] {
+            let a = one.range(&data, q, start, end, step, &t).unwrap();
+            let b = four.range(&data, q, start, end, step, &t).unwrap();
+            assert_eq!(a.data, b.data, "{q} over {start}..{end} step {step}");
+            assert_eq!((a.warnings, a.infos), (b.warnings, b.infos), "{q}");
+            let ia = one.instant(&data, q, end, &t).unwrap();
+            let ib = four.instant(&data, q, end, &t).unwrap();
+            assert_eq!(ia.data, ib.data, "instant {q} at {end}");
+        }
+    }
+}

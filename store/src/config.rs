@@ -141,6 +141,19 @@ pub struct QueryConfig {
     /// Most points per series a range query may ask for, `(end - start) / step` (Prometheus'
     /// fixed 11,000).
     pub max_points_per_range_query: i64,
+    /// Threads one query may use to read and window the series of a selection (VictoriaMetrics'
+    /// `-search.maxWorkersPerQuery`); 0 means one per CPU core.
+    pub max_workers_per_query: usize,
+}
+
+impl QueryConfig {
+    /// [`QueryConfig::max_workers_per_query`] with 0 resolved to the number of cores.
+    pub fn workers_per_query(&self) -> usize {
+        match self.max_workers_per_query {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
 }
 
 impl Default for QueryConfig {
@@ -151,6 +164,7 @@ impl Default for QueryConfig {
             timeout: Duration::from_secs(120),
             max_concurrent: 20,
             max_points_per_range_query: 11_000,
+            max_workers_per_query: 0,
         }
     }
 }

@@ -409,4 +409,13 @@ impl Storage for Db {
     fn select(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<SeriesIter<'_>, StorageError> {
         Ok(Box::new(self.engine.select(matchers, start, end)))
     }
+
+    fn select_lazy(
+        &self,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<crowsnest_promql::LazySeries<'_>>, StorageError> {
+        Ok(self.engine.select_lazy(matchers, start, end))
+    }
 }

@@ -63,6 +63,9 @@ pub struct ApiState {
     pub config: Arc<StoreConfig>,
     pub metrics: HttpMetrics,
     pub started: chrono::DateTime<chrono::Utc>,
+    /// Outcome and time of the last configuration load (startup or reload), for
+    /// `/api/v1/status/runtimeinfo`'s `reloadConfigSuccess` and `lastConfigTime`.
+    pub last_reload: Arc<parking_lot::Mutex<(bool, chrono::DateTime<chrono::Utc>)>>,
 }
 
 impl ApiState {
@@ -75,8 +78,10 @@ impl ApiState {
             lookback_delta_ms: q.lookback_delta.as_millis() as i64,
             max_samples: q.max_samples,
             timeout: q.timeout,
+            parallelism: q.workers_per_query(),
             ..EngineOptions::default()
         });
+        let started = chrono::Utc::now();
         ApiState {
             query_slots: Arc::new(Semaphore::new(q.max_concurrent)),
             query_slots_total: Arc::new(AtomicUsize::new(q.max_concurrent)),
@@ -84,7 +89,8 @@ impl ApiState {
             metrics: HttpMetrics::register(registry),
             config,
             db,
-            started: chrono::Utc::now(),
+            started,
+            last_reload: Arc::new(parking_lot::Mutex::new((true, started))),
         }
     }
 }
@@ -92,6 +98,17 @@ impl ApiState {
 impl ApiState {
     /// Applies reloaded settings to the database and the query slots. Queries running on
     /// permits beyond a lowered limit finish; new ones wait until the count is under it.
+    /// Records the outcome of a configuration reload attempt of the whole process (the store's
+    /// part or another component's may have failed); the time moves only on success, as in
+    /// Prometheus.
+    pub fn record_reload(&self, ok: bool) {
+        let mut r = self.last_reload.lock();
+        r.0 = ok;
+        if ok {
+            r.1 = chrono::Utc::now();
+        }
+    }
+
     pub fn reload(&self, config: StoreConfig) -> Result<Vec<&'static str>, crate::error::StoreError> {
         let want = config.query.max_concurrent;
         let fixed = self.db.reload(config)?;

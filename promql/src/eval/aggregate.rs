@@ -12,7 +12,7 @@ use promql_parser::parser::{AggregateExpr, LabelModifier};
 use super::Evaluator;
 use crate::engine::QueryError;
 use crate::functions::math::{kahan_sum_inc, quantile};
-use crate::value::{Series, SeriesBuilder, StepCursor, StepSample, Value, intern};
+use crate::value::{Grid, Series, SeriesBuilder, StepCursor, StepSample, Value, intern};
 
 /// Running state of one group at one step.
 #[derive(Default, Clone)]
@@ -81,27 +81,34 @@ impl Evaluator<'_, '_> {
         let (gids, uniq) = intern(keys.iter().cloned());
         let mut state_of = vec![usize::MAX; uniq.len()];
         let mut slots: Vec<[Option<usize>; 2]> = vec![[None, None]; uniq.len()];
+        let mut cells = SeriesMajor::try_new(op, &input, &gids, uniq.len(), self.grid);
         for (step, t) in self.grid.iter().enumerate() {
             self.sh.check()?;
-            cursor.at(t, &mut samples);
             let param = param_scalar.as_ref().map(|p| p[step]);
+            // `order[gi]`: the first input series (by index) of group `gi` at this step; groups
+            // are numbered in that order, as Prometheus emits them.
             let mut order: Vec<usize> = Vec::new();
             let mut states: Vec<Group> = Vec::new();
-            for s in &samples {
-                let gid = gids[s.series];
-                let gi = if state_of[gid] == usize::MAX {
-                    state_of[gid] = states.len();
-                    states.push(Group::default());
-                    order.push(s.series);
-                    states.len() - 1
-                } else {
-                    state_of[gid]
-                };
-                states[gi].drop_name |= input[s.series].drop_name;
-                accumulate(op, &mut states[gi], *s);
-            }
-            for &s in &order {
-                state_of[gids[s]] = usize::MAX;
+            if let Some(cells) = cells.as_mut() {
+                cells.take_step(step, &mut order, &mut states);
+            } else {
+                cursor.at(t, &mut samples);
+                for s in &samples {
+                    let gid = gids[s.series];
+                    let gi = if state_of[gid] == usize::MAX {
+                        state_of[gid] = states.len();
+                        states.push(Group::default());
+                        order.push(s.series);
+                        states.len() - 1
+                    } else {
+                        state_of[gid]
+                    };
+                    states[gi].drop_name |= input[s.series].drop_name;
+                    accumulate(op, &mut states[gi], *s);
+                }
+                for &s in &order {
+                    state_of[gids[s]] = usize::MAX;
+                }
             }
             match op {
                 token::T_TOPK | token::T_BOTTOMK | token::T_LIMITK | token::T_LIMIT_RATIO => {
@@ -187,6 +194,74 @@ impl Evaluator<'_, '_> {
             }
         }
         Ok(builder.finish())
+    }
+}
+
+/// Most (group, step) cells [`SeriesMajor`] holds; beyond it the step-by-step walk is used.
+const SERIES_MAJOR_MAX_CELLS: usize = 1 << 18;
+
+/// The groups of every step, accumulated series by series before the output is built. Walking
+/// all input series at every step (the general path) costs `series × steps` cursor checks even
+/// where a series has no sample; here each input point is touched once. Only for operators whose
+/// state is a few numbers, and only while `groups × steps` stays small. Points of a series are
+/// visited in step order and series in index order, so every group sees its values in the same
+/// order as in the step-by-step walk and sums come out bit for bit the same.
+struct SeriesMajor {
+    groups: usize,
+    cells: Vec<Group>,
+    /// First input series of each cell, `usize::MAX` when the cell is empty.
+    first: Vec<usize>,
+}
+
+impl SeriesMajor {
+    fn try_new(op: TokenId, input: &[Series], gids: &[usize], groups: usize, grid: Grid) -> Option<Self> {
+        let simple = matches!(
+            op,
+            token::T_SUM
+                | token::T_AVG
+                | token::T_COUNT
+                | token::T_GROUP
+                | token::T_MIN
+                | token::T_MAX
+                | token::T_STDDEV
+                | token::T_STDVAR
+        );
+        let steps = grid.len();
+        let n = groups.checked_mul(steps)?;
+        if !simple || n > SERIES_MAJOR_MAX_CELLS || input.len() < 2 {
+            return None;
+        }
+        let mut cells = vec![Group::default(); n];
+        let mut first = vec![usize::MAX; n];
+        for (si, s) in input.iter().enumerate() {
+            let gid = gids[si];
+            for p in &s.points {
+                if p.t < grid.start || p.t > grid.end || (p.t - grid.start) % grid.step != 0 {
+                    return None; // not on the grid: leave it to the general path
+                }
+                let c = grid.index(p.t) * groups + gid;
+                if first[c] == usize::MAX {
+                    first[c] = si;
+                }
+                cells[c].drop_name |= s.drop_name;
+                accumulate(op, &mut cells[c], StepSample { series: si, v: p.v });
+            }
+        }
+        Some(SeriesMajor { groups, cells, first })
+    }
+
+    /// Moves the non-empty groups of `step` into `states`, ordered by their first series.
+    fn take_step(&mut self, step: usize, order: &mut Vec<usize>, states: &mut Vec<Group>) {
+        let base = step * self.groups;
+        let mut present: Vec<(usize, usize)> = (0..self.groups)
+            .filter(|g| self.first[base + g] != usize::MAX)
+            .map(|g| (self.first[base + g], g))
+            .collect();
+        present.sort_unstable();
+        for (first, g) in present {
+            order.push(first);
+            states.push(std::mem::take(&mut self.cells[base + g]));
+        }
     }
 }
 

@@ -45,7 +45,7 @@ pub fn window(points: &[FPoint], lo: i64, hi: i64) -> impl Iterator<Item = &FPoi
     points[a..b.max(a)].iter().filter(|p| !is_stale_nan(p.v))
 }
 
-impl Evaluator<'_, '_> {
+impl<'a> Evaluator<'_, 'a> {
     /// Streams the series matching `vs` with their samples in `[mint, maxt]`.
     pub fn select_series(
         &self,
@@ -68,6 +68,28 @@ impl Evaluator<'_, '_> {
             }
         }
         Ok(())
+    }
+
+    /// The series matching `vs` with loaders for their samples in `[mint, maxt]`, in the order
+    /// [`Evaluator::select_series`] streams them (matcher sets in turn, duplicates dropped).
+    pub fn select_lazy(
+        &self,
+        vs: &VectorSelector,
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<crate::storage::LazySeries<'a>>, QueryError> {
+        let sets = matcher_sets(vs)?;
+        let mut seen = std::collections::HashSet::new();
+        let mut out = Vec::new();
+        for set in &sets {
+            for s in self.sh.storage.select_lazy(set, mint, maxt)? {
+                if sets.len() > 1 && !seen.insert(s.labels.clone()) {
+                    continue;
+                }
+                out.push(s);
+            }
+        }
+        Ok(out)
     }
 
     /// Time span `[min, max]` of the effective evaluation times of a selector over the grid.

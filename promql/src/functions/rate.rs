@@ -15,7 +15,7 @@ pub fn extrapolated_rate(s: &[FPoint], w: &WindowCtx, is_counter: bool, is_rate:
     let first = s[0];
     let last = s[s.len() - 1];
     let mut result = last.v - first.v;
-    if is_counter {
+    if is_counter && !w.no_drops {
         let mut prev = first.v;
         for p in &s[1..] {
             if p.v < prev {
@@ -135,8 +135,10 @@ mod tests {
     fn rate_of_steady_counter() {
         // 0, 10, 20 … every 60s; window (0, 300s] at t=300s sees 60..300 → 10/60 per second.
         let s = pts(&[(60_000, 10.0), (120_000, 20.0), (180_000, 30.0), (240_000, 40.0), (300_000, 50.0)]);
-        let w = WindowCtx { lo: 0, hi: 300_000, t: 300_000, range_ms: 300_000 };
+        let w = WindowCtx { lo: 0, hi: 300_000, t: 300_000, range_ms: 300_000, no_drops: false };
         let r = extrapolated_rate(&s, &w, true, true).unwrap();
+        let known = WindowCtx { no_drops: true, ..w };
+        assert_eq!(extrapolated_rate(&s, &known, true, true), Some(r));
         assert!((r - 10.0 / 60.0).abs() < 1e-12, "{r}");
         assert_eq!(extrapolated_rate(&s[..1], &w, true, true), None);
     }

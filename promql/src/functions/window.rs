@@ -7,6 +7,9 @@ use crate::engine::QueryError;
 use crate::eval::Evaluator;
 use crate::value::{FPoint, Series};
 
+/// Fewest series of a selection worth splitting over threads.
+const PAR_MIN_SERIES: usize = 8;
+
 /// Where the current window sits.
 #[derive(Debug, Clone, Copy)]
 pub struct WindowCtx {
@@ -16,6 +19,9 @@ pub struct WindowCtx {
     /// The evaluation step's timestamp.
     pub t: i64,
     pub range_ms: i64,
+    /// Known: no value in the window is lower than the one before it (no counter reset), so
+    /// `rate` and `increase` can skip their reset scan. `false` means unknown.
+    pub no_drops: bool,
 }
 
 /// A function of one window: samples, where the window sits, the step index and the series.
@@ -29,29 +35,10 @@ pub fn over_windows(
     keep_name: bool,
     f: &mut WindowFn<'_>,
 ) -> Result<Vec<Series>, QueryError> {
-    let grid = ev.grid;
     let mut out = Vec::new();
     ev.for_each_range_input(arg, &mut |labels, drop_name, mut pts| {
         pts.retain(|p| !crowsnest_wire::is_stale_nan(p.v));
-        let mut points = Vec::new();
-        let (mut a, mut b) = (0usize, 0usize);
-        for (i, t) in grid.iter().enumerate() {
-            let (lo, hi) = windows_of(ev, arg, t);
-            // Window bounds never move backwards from one step to the next: slide two cursors.
-            while a < pts.len() && pts[a].t <= lo {
-                a += 1;
-            }
-            while b < pts.len() && pts[b].t <= hi {
-                b += 1;
-            }
-            if a >= b {
-                continue;
-            }
-            let w = WindowCtx { lo, hi, t, range_ms: hi - lo };
-            if let Some(v) = f(&pts[a..b], &w, i, &labels) {
-                points.push(FPoint { t, v });
-            }
-        }
+        let points = slide(ev, arg, &pts, false, &mut |s, w, i| f(s, w, i, &labels));
         if !points.is_empty() {
             ev.sh.add_samples(points.len())?;
             out.push(Series { labels, points, drop_name: drop_name || !keep_name });
@@ -59,6 +46,107 @@ pub fn over_windows(
         Ok(())
     })?;
     Ok(out)
+}
+
+/// A window function without side effects, so it may run on several threads.
+pub type SyncWindowFn<'f> = dyn Fn(&[FPoint], &WindowCtx, usize) -> Option<f64> + Sync + 'f;
+
+/// [`over_windows`] for a side-effect-free `f`. When the range argument is a range selector, its
+/// series are read from storage and windowed on up to `parallelism` threads (each series on one
+/// thread, results in the sequential order); subqueries take the sequential path.
+///
+/// With `count_drops`, each window tells `f` whether it holds a value drop ([`WindowCtx::no_drops`]),
+/// from one pass over the series instead of one per window (windows overlap when the step is
+/// shorter than the range: a 5m rate at a 15s step sees every sample 20 times).
+pub fn over_windows_par(
+    ev: &Evaluator<'_, '_>,
+    arg: &Expr,
+    keep_name: bool,
+    count_drops: bool,
+    f: &SyncWindowFn<'_>,
+) -> Result<Vec<Series>, QueryError> {
+    use crate::eval::{dur_ms, offset_ms};
+    let Expr::MatrixSelector(ms) = strip_parens(arg) else {
+        return over_windows(ev, arg, keep_name, &mut |s, w, i, _| f(s, w, i));
+    };
+    let vs = &ms.vs;
+    let offset = offset_ms(&vs.offset);
+    let (lo, hi) = match ev.at_ms(&vs.at) {
+        Some(a) => (a - offset, a - offset),
+        None => (ev.grid.start - offset, ev.grid.end - offset),
+    };
+    let selected = ev.select_lazy(vs, lo - dur_ms(&ms.range) + 1, hi)?;
+    let threads = if selected.len() < PAR_MIN_SERIES { 1 } else { ev.sh.opts.parallelism };
+    crate::par::par_filter_map(selected, threads, |series| {
+        ev.sh.check()?;
+        let samples = (series.load)()?;
+        let n = samples.len();
+        ev.sh.add_samples(n)?;
+        let pts: Vec<FPoint> = samples
+            .iter()
+            .filter(|s| !crowsnest_wire::is_stale_nan(s.value))
+            .map(|s| FPoint { t: s.timestamp, v: s.value })
+            .collect();
+        drop(samples);
+        let points = slide(ev, arg, &pts, count_drops, &mut |s, w, i| f(s, w, i));
+        ev.sh.release_samples(n);
+        if points.is_empty() {
+            return Ok(None);
+        }
+        ev.sh.add_samples(points.len())?;
+        Ok(Some(Series { labels: series.labels, points, drop_name: !keep_name }))
+    })
+}
+
+fn strip_parens(e: &Expr) -> &Expr {
+    match e {
+        Expr::Paren(p) => strip_parens(&p.expr),
+        other => other,
+    }
+}
+
+/// Applies `f` to the window of every grid step over `pts` (sorted, no staleness markers).
+fn slide(
+    ev: &Evaluator<'_, '_>,
+    arg: &Expr,
+    pts: &[FPoint],
+    count_drops: bool,
+    f: &mut dyn FnMut(&[FPoint], &WindowCtx, usize) -> Option<f64>,
+) -> Vec<FPoint> {
+    // drops[i]: how many of pts[1..=i] are lower than their predecessor.
+    let drops: Vec<u32> = if count_drops {
+        let mut n = 0u32;
+        let mut out = Vec::with_capacity(pts.len());
+        out.push(0);
+        for w in pts.windows(2) {
+            n += u32::from(w[1].v < w[0].v);
+            out.push(n);
+        }
+        out
+    } else {
+        Vec::new()
+    };
+    let mut points = Vec::new();
+    let (mut a, mut b) = (0usize, 0usize);
+    for (i, t) in ev.grid.iter().enumerate() {
+        let (lo, hi) = windows_of(ev, arg, t);
+        // Window bounds never move backwards from one step to the next: slide two cursors.
+        while a < pts.len() && pts[a].t <= lo {
+            a += 1;
+        }
+        while b < pts.len() && pts[b].t <= hi {
+            b += 1;
+        }
+        if a >= b {
+            continue;
+        }
+        let no_drops = count_drops && drops[b - 1] == drops[a];
+        let w = WindowCtx { lo, hi, t, range_ms: hi - lo, no_drops };
+        if let Some(v) = f(&pts[a..b], &w, i) {
+            points.push(FPoint { t, v });
+        }
+    }
+    points
 }
 
 /// The `(lo, hi]` window of a range argument at step `t`.

@@ -110,6 +110,7 @@ pub fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
 
+#[inline]
 pub fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
@@ -143,7 +144,20 @@ impl<'a> ByteReader<'a> {
         ByteReader { bytes, pos: 0 }
     }
 
+    /// Reads an unsigned varint. Most values in chunk columns fit one byte, so that case is
+    /// inlined and the loop is not.
+    #[inline]
     pub fn uvarint(&mut self) -> Option<u64> {
+        let b = *self.bytes.get(self.pos)?;
+        if b < 0x80 {
+            self.pos += 1;
+            return Some(u64::from(b));
+        }
+        self.uvarint_multi()
+    }
+
+    #[inline(never)]
+    fn uvarint_multi(&mut self) -> Option<u64> {
         let mut v: u64 = 0;
         let mut shift = 0u32;
         loop {
@@ -160,6 +174,7 @@ impl<'a> ByteReader<'a> {
         }
     }
 
+    #[inline]
     pub fn varint(&mut self) -> Option<i64> {
         self.uvarint().map(unzigzag)
     }

@@ -225,36 +225,90 @@ pub fn reseal(bytes: &mut [u8]) {
 
 /// Decodes a stored chunk (checksum verified) into its metadata and samples.
 pub fn decode(bytes: &[u8]) -> Result<(ChunkMeta, Vec<Sample>), ChunkError> {
+    let mut out = Vec::new();
+    let meta = decode_into(bytes, i64::MIN, i64::MAX, &mut out)?;
+    Ok((meta, out))
+}
+
+thread_local! {
+    /// One zstd decompression context per thread: creating one per chunk cost as much as the
+    /// decompression itself on small chunks.
+    static ZSTD_DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn zstd_decompress(src: &[u8], raw_len: usize) -> Result<Vec<u8>, ChunkError> {
+    ZSTD_DECOMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(zstd::bulk::Decompressor::new().map_err(|_| ChunkError::Malformed("zstd context"))?);
+        }
+        let d = slot.as_mut().ok_or(ChunkError::Malformed("zstd context"))?;
+        d.decompress(src, raw_len).map_err(|_| ChunkError::Malformed("zstd"))
+    })
+}
+
+/// Decodes a stored chunk (checksum verified), appending its samples with timestamps in
+/// `[start, end]` to `out`: the read path fills one buffer per series instead of one per chunk.
+/// On error `out` may hold part of the chunk; callers drop what they appended.
+pub fn decode_into(bytes: &[u8], start: i64, end: i64, out: &mut Vec<Sample>) -> Result<ChunkMeta, ChunkError> {
     let (meta, kind, off) = header(bytes)?;
     let payload = &bytes[off..];
     let n = meta.count as usize;
-    let samples = match kind {
+    let before = out.len();
+    match kind {
         KIND_XOR => {
             let mut r = ByteReader::new(payload);
             let bit_len = r.uvarint().ok_or(ChunkError::Malformed("xor length"))? as usize;
-            let it = XorIter::over(BitReader::new(r.rest(), bit_len), meta.count);
-            let v: Vec<Sample> = it.collect();
-            if v.len() != n {
+            let mut seen = 0usize;
+            for smp in XorIter::over(BitReader::new(r.rest(), bit_len), meta.count) {
+                seen += 1;
+                if smp.timestamp >= start && smp.timestamp <= end {
+                    out.push(smp);
+                }
+            }
+            if seen != n {
+                out.truncate(before);
                 return Err(ChunkError::Malformed("xor count"));
             }
-            v
         }
-        KIND_COLUMNS => decode_columns(payload, meta)?,
+        KIND_COLUMNS => decode_columns(payload, meta, start, end, out)?,
         k if k == KIND_COLUMNS | FLAG_ZSTD => {
             let mut r = ByteReader::new(payload);
             let raw_len = r.uvarint().ok_or(ChunkError::Malformed("zstd length"))? as usize;
             if raw_len > n * 40 + 64 {
                 return Err(ChunkError::Malformed("zstd length"));
             }
-            let raw = zstd::bulk::decompress(r.rest(), raw_len).map_err(|_| ChunkError::Malformed("zstd"))?;
-            decode_columns(&raw, meta)?
+            let raw = zstd_decompress(r.rest(), raw_len)?;
+            decode_columns(&raw, meta, start, end, out)?
         }
         _ => return Err(ChunkError::Malformed("unknown kind")),
     };
-    Ok((meta, samples))
+    Ok(meta)
 }
 
-fn decode_columns(payload: &[u8], meta: ChunkMeta) -> Result<Vec<Sample>, ChunkError> {
+fn decode_columns(
+    payload: &[u8],
+    meta: ChunkMeta,
+    start: i64,
+    end: i64,
+    out: &mut Vec<Sample>,
+) -> Result<(), ChunkError> {
+    let before = out.len();
+    let r = decode_columns_unchecked(payload, meta, start, end, out);
+    if r.is_err() {
+        out.truncate(before);
+    }
+    r
+}
+
+fn decode_columns_unchecked(
+    payload: &[u8],
+    meta: ChunkMeta,
+    start: i64,
+    end: i64,
+    out: &mut Vec<Sample>,
+) -> Result<(), ChunkError> {
     let n = meta.count as usize;
     let bad = |m| ChunkError::Malformed(m);
     let mut r = ByteReader::new(payload);
@@ -278,11 +332,18 @@ fn decode_columns(payload: &[u8], meta: ChunkMeta) -> Result<Vec<Sample>, ChunkE
         }
         _ => return Err(bad("ts mode")),
     }
-    let mut out = Vec::with_capacity(n);
+    if ts.last().copied().unwrap_or(meta.max_t) != meta.max_t {
+        return Err(bad("max time"));
+    }
+    // Timestamps ascend, so the wanted ones are one contiguous run; values before it still have
+    // to be decoded (deltas), values after it do not.
+    let lo = ts.partition_point(|t| *t < start);
+    let hi = ts.partition_point(|t| *t <= end);
+    out.reserve(hi.saturating_sub(lo));
     match r.u8().ok_or(bad("value mode"))? {
         V_CONST => {
             let v = f64::from_bits(r.u64_le().ok_or(bad("const"))?);
-            out.extend(ts.iter().map(|t| Sample::new(*t, v)));
+            out.extend(ts[lo..hi.max(lo)].iter().map(|t| Sample::new(*t, v)));
         }
         mode @ (V_DELTA | V_DELTA2) => {
             let e = r.u8().ok_or(bad("exponent"))?;
@@ -291,7 +352,7 @@ fn decode_columns(payload: &[u8], meta: ChunkMeta) -> Result<Vec<Sample>, ChunkE
             }
             let mut m = r.varint().ok_or(bad("mantissa"))?;
             let mut d = 0i64;
-            for (i, t) in ts.iter().enumerate() {
+            for (i, t) in ts.iter().enumerate().take(hi) {
                 if i > 0 {
                     let x = r.varint().ok_or(bad("value delta"))?;
                     if mode == V_DELTA2 {
@@ -301,15 +362,14 @@ fn decode_columns(payload: &[u8], meta: ChunkMeta) -> Result<Vec<Sample>, ChunkE
                     }
                     m = m.wrapping_add(d);
                 }
-                out.push(Sample::new(*t, from_decimal(m, e)));
+                if i >= lo {
+                    out.push(Sample::new(*t, from_decimal(m, e)));
+                }
             }
         }
         _ => return Err(bad("value mode")),
     }
-    if ts.last().copied().unwrap_or(meta.max_t) != meta.max_t {
-        return Err(bad("max time"));
-    }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -2,9 +2,10 @@
 //! time (no sample is touched for series, label names and values) → for `select`, only the chunks
 //! overlapping `[start, end]` are decoded, merged with the head by timestamp, series by series.
 
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use crowsnest_promql::{Series, StorageError};
+use crowsnest_promql::{LazySeries, Series, StorageError};
 use crowsnest_wire::{Labels, Matcher, Sample};
 use roaring::RoaringBitmap;
 
@@ -15,14 +16,19 @@ use super::index::decode_labels;
 use super::{StoreError, TsdbStatus};
 
 thread_local! {
-    /// Corrupt chunks skipped by reads on this thread (a PromQL evaluation runs on one blocking
-    /// thread, so the query handler can turn them into a warning for exactly its query).
-    static CORRUPT_SEEN: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    /// Corrupt chunks skipped by reads started from this thread. A PromQL evaluation starts on
+    /// one blocking thread, so the query handler can turn them into a warning for exactly its
+    /// query; the loaders of a lazy selection carry the counter to the threads that run them.
+    static CORRUPT_SEEN: Arc<AtomicU64> = Arc::new(AtomicU64::new(0));
 }
 
-/// Returns and resets the number of corrupt chunks reads on this thread skipped.
+/// Returns and resets the number of corrupt chunks reads started from this thread skipped.
 pub fn take_corrupt_chunks_seen() -> u64 {
-    CORRUPT_SEEN.with(|c| c.replace(0))
+    CORRUPT_SEEN.with(|c| c.swap(0, Ordering::Relaxed))
+}
+
+fn corrupt_counter() -> Arc<AtomicU64> {
+    CORRUPT_SEEN.with(Arc::clone)
 }
 
 impl Engine {
@@ -157,6 +163,17 @@ impl Engine {
     /// `crowsnest_store_corrupt_chunks_total` and skipped: the rest of the series is served, and
     /// no sample of the bad chunk is (its bytes cannot be trusted).
     pub fn series_samples(&self, sref: u64, start: i64, end: i64) -> Result<Option<Vec<Sample>>, StoreError> {
+        self.series_samples_counted(sref, start, end, &corrupt_counter())
+    }
+
+    /// [`Engine::series_samples`] counting skipped corrupt chunks in `corrupt_seen`.
+    fn series_samples_counted(
+        &self,
+        sref: u64,
+        start: i64,
+        end: i64,
+        corrupt_seen: &AtomicU64,
+    ) -> Result<Option<Vec<Sample>>, StoreError> {
         let mem = {
             let shard = self.shards[shard_of_ref(sref)].lock();
             match shard.series.get(&sref) {
@@ -166,17 +183,14 @@ impl Engine {
         };
         let mut out: Vec<Sample> = Vec::new();
         for c in self.disk.chunks_overlapping(sref, start, end)? {
-            let decoded = c.bytes.and_then(|raw| chunk::decode(&raw).map_err(|e| StoreError::Corrupt(e.to_string())));
+            let decoded = c.bytes.and_then(|raw| {
+                chunk::decode_into(&raw, start, end, &mut out).map_err(|e| StoreError::Corrupt(e.to_string()))
+            });
             match decoded {
-                Ok((meta, samples)) => {
-                    if meta.max_t < start || meta.min_t > end {
-                        continue;
-                    }
-                    out.extend(samples.into_iter().filter(|s| s.timestamp >= start && s.timestamp <= end));
-                }
+                Ok(_) => {}
                 Err(e) => {
                     self.metrics.corrupt_chunks.inc();
-                    CORRUPT_SEEN.with(|c| c.set(c.get() + 1));
+                    corrupt_seen.fetch_add(1, Ordering::Relaxed);
                     let series = self.series_name(sref);
                     tracing::error!(
                         series = %series,
@@ -189,7 +203,11 @@ impl Engine {
             }
         }
         out.extend(mem);
-        out.sort_by_key(|s| s.timestamp);
+        // Chunks come in time order and rarely overlap (only after an interrupted compaction or
+        // out-of-order merges), so the usual case is one sortedness check.
+        if !out.is_sorted_by_key(|s| s.timestamp) {
+            out.sort_by_key(|s| s.timestamp);
+        }
         out.dedup_by_key(|s| s.timestamp);
         if let Some(deleted) = self.tombstones.get(sref) {
             out.retain(|s| !super::tombstones::covers(&deleted, s.timestamp));
@@ -203,6 +221,33 @@ impl Engine {
         shard.series.get(&sref).map(|s| decode_labels(&s.labels).to_string()).unwrap_or_else(|| format!("#{sref}"))
     }
 
+    /// The series matching `matchers` with data in `[start, end]`, sorted by labels.
+    fn selected(&self, matchers: &[Matcher], start: i64, end: i64) -> Vec<(Labels, u64)> {
+        let refs = self.postings.read().select(matchers);
+        let mut list: Vec<(Labels, u64)> =
+            self.in_range(&refs, start, end).into_iter().map(|(r, l)| (decode_labels(&l), r)).collect();
+        list.sort_by(|a, b| a.0.cmp(&b.0));
+        list
+    }
+
+    /// One series' samples for the query engine; errors are logged here and reach the query as
+    /// an `internal` error without details.
+    fn load_for_query(
+        &self,
+        sref: u64,
+        start: i64,
+        end: i64,
+        corrupt_seen: &AtomicU64,
+    ) -> Result<Vec<Sample>, StorageError> {
+        match self.series_samples_counted(sref, start, end, corrupt_seen) {
+            Ok(v) => Ok(v.unwrap_or_default()),
+            Err(e) => {
+                tracing::error!(error = %e, "Reading a series failed.");
+                Err(StorageError::Internal("reading stored chunks failed".into()))
+            }
+        }
+    }
+
     /// `Storage::select`: series sorted by labels, each read lazily when the iterator reaches it.
     pub fn select(
         &self,
@@ -210,18 +255,28 @@ impl Engine {
         start: i64,
         end: i64,
     ) -> impl Iterator<Item = Result<Series, StorageError>> + Send + '_ {
-        let refs = self.postings.read().select(matchers);
-        let mut list: Vec<(Labels, u64)> =
-            self.in_range(&refs, start, end).into_iter().map(|(r, l)| (decode_labels(&l), r)).collect();
-        list.sort_by(|a, b| a.0.cmp(&b.0));
-        list.into_iter().filter_map(move |(labels, sref)| match self.series_samples(sref, start, end) {
-            Ok(Some(samples)) if !samples.is_empty() => Some(Ok(Series { labels, samples })),
-            Ok(_) => None,
-            Err(e) => {
-                tracing::error!(error = %e, "Reading a series failed.");
-                Some(Err(StorageError::Internal("reading stored chunks failed".into())))
+        let seen = corrupt_counter();
+        self.selected(matchers, start, end).into_iter().filter_map(move |(labels, sref)| {
+            match self.load_for_query(sref, start, end, &seen) {
+                Ok(samples) if !samples.is_empty() => Some(Ok(Series { labels, samples })),
+                Ok(_) => None,
+                Err(e) => Some(Err(e)),
             }
         })
+    }
+
+    /// `Storage::select_lazy`: like [`Engine::select`], with each series' chunks read (and
+    /// decoded) by whichever thread calls its loader. Skipped corrupt chunks are counted for the
+    /// thread that selected.
+    pub fn select_lazy(&self, matchers: &[Matcher], start: i64, end: i64) -> Vec<LazySeries<'_>> {
+        let seen = corrupt_counter();
+        self.selected(matchers, start, end)
+            .into_iter()
+            .map(|(labels, sref)| {
+                let seen = Arc::clone(&seen);
+                LazySeries { labels, load: Box::new(move || self.load_for_query(sref, start, end, &seen)) }
+            })
+            .collect()
     }
 
     pub fn tsdb_status(&self, limit: usize) -> TsdbStatus {

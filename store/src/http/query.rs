@@ -106,6 +106,7 @@ async fn evaluate(
     // Reloadable settings (`/-/reload`) apply to the next query.
     engine.options.lookback_delta_ms = i64::try_from(cfg.query.lookback_delta.as_millis()).unwrap_or(i64::MAX);
     engine.options.max_samples = cfg.query.max_samples;
+    engine.options.parallelism = cfg.query.workers_per_query();
     engine.options.timeout = deadline.saturating_duration_since(tokio::time::Instant::now());
     if let Some(lb) = lookback_ms.filter(|l| *l > 0) {
         engine.options.lookback_delta_ms = lb;

@@ -181,6 +181,7 @@ struct RuntimeInfo {
 /// `GET /api/v1/status/runtimeinfo`.
 pub async fn runtimeinfo(State(s): State<ApiState>) -> Response {
     let rfc = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let (reload_ok, config_time) = *s.last_reload.lock();
     let info = RuntimeInfo {
         start_time: rfc(s.started),
         cwd: std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_default(),
@@ -188,8 +189,8 @@ pub async fn runtimeinfo(State(s): State<ApiState>) -> Response {
             .map(|h| h.trim().to_string())
             .unwrap_or_default(),
         server_time: rfc(chrono::Utc::now()),
-        reload_config_success: true,
-        last_config_time: rfc(s.started),
+        reload_config_success: reload_ok,
+        last_config_time: rfc(config_time),
         corruption_count: 0,
         goroutine_count: 0,
         gomaxprocs: std::thread::available_parallelism().map(|n| n.get() as i64).unwrap_or(1),
