@@ -14,7 +14,7 @@ CARGO_FUZZ_VERSION=0.13.1
 seconds=${FUZZ_SECONDS:-30}
 rss_mb=${FUZZ_RSS_MB:-2048}
 per_input=${FUZZ_TIMEOUT:-10}
-all_targets=(remote_write_decode exposition_parse json_flatten promql_eval rule_file_load alertmanager_config_load chunk_decode)
+all_targets=(remote_write_decode remote_write_borrowed exposition_parse json_flatten promql_eval rule_file_load alertmanager_config_load chunk_decode)
 read -r -a targets <<<"${FUZZ_TARGETS:-${all_targets[*]}}"
 
 # cargo-fuzz passes nightly-only flags (-Zsanitizer=..., -Cpasses=sancov-module, --cfg fuzzing);

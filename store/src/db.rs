@@ -83,6 +83,7 @@ use std::time::Duration;
 use crowsnest_promql::{SeriesIter, Storage, StorageError};
 use crowsnest_wire::ops::SharedRegistry;
 use crowsnest_wire::remote::MetricMetadata;
+use crowsnest_wire::remote::borrowed::WriteRequestRef;
 use crowsnest_wire::{Labels, Matcher, TimeSeries};
 use parking_lot::Mutex;
 
@@ -247,6 +248,12 @@ impl Db {
     /// in the outcome, the rest is stored. `Err` only for the store's own failures (HTTP 5xx).
     pub fn append(&self, batch: Vec<TimeSeries>) -> Result<AppendOutcome, StoreError> {
         self.engine.append(batch)
+    }
+
+    /// [`Db::append`] for a decoded remote_write request, borrowing its labels (the ingest hot
+    /// path: no allocation per series the store already holds).
+    pub fn append_request(&self, req: &WriteRequestRef<'_>) -> Result<AppendOutcome, StoreError> {
+        self.engine.append_request(req)
     }
 
     /// Records metric metadata sent alongside samples (remote_write `metadata`, `# HELP`/`# TYPE`).

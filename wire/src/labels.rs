@@ -26,6 +26,76 @@ impl Label {
     }
 }
 
+/// A label pair borrowed from a decoded request buffer (see
+/// [`crate::remote::borrowed::WriteRequestRef`]): the ingest path validates, hashes and looks up
+/// series on these without allocating a `String` per name and value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LabelRef<'a> {
+    pub name: &'a str,
+    pub value: &'a str,
+}
+
+impl LabelRef<'_> {
+    pub fn to_label(&self) -> Label {
+        Label::new(self.name, self.value)
+    }
+}
+
+/// Read access to a label pair, owned or borrowed, so validation, hashing and rendering are
+/// written once for both.
+pub trait LabelPair {
+    fn name(&self) -> &str;
+    fn value(&self) -> &str;
+}
+
+impl LabelPair for Label {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn value(&self) -> &str {
+        &self.value
+    }
+}
+
+impl LabelPair for LabelRef<'_> {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn value(&self) -> &str {
+        self.value
+    }
+}
+
+/// Renders an already sorted label list in Prometheus' notation (what `Labels`' `Display`
+/// prints), for borrowed labels that are never turned into a [`Labels`].
+pub struct SortedLabelsDisplay<'a, L>(pub &'a [L]);
+
+impl<L: LabelPair> fmt::Display for SortedLabelsDisplay<'_, L> {
+    /// Prometheus' notation: `name{a="b", c="d"}`, or `{a="b"}` without a name.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = self.0.binary_search_by(|l| l.name().cmp(METRIC_NAME)).map_or("", |i| self.0[i].value());
+        f.write_str(name)?;
+        let mut first = true;
+        let mut any = false;
+        for l in self.0.iter().filter(|l| l.name() != METRIC_NAME) {
+            if first {
+                f.write_str("{")?;
+                first = false;
+            } else {
+                f.write_str(", ")?;
+            }
+            any = true;
+            write!(f, "{}={:?}", l.name(), l.value())?;
+        }
+        if any {
+            f.write_str("}")?;
+        } else if name.is_empty() {
+            f.write_str("{}")?;
+        }
+        Ok(())
+    }
+}
+
 /// Why a label set is not a valid series identity.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum LabelError {
@@ -144,26 +214,7 @@ impl Labels {
 impl fmt::Display for Labels {
     /// Prometheus' notation: `name{a="b", c="d"}`, or `{a="b"}` without a name.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = self.metric_name().unwrap_or("");
-        f.write_str(name)?;
-        let mut first = true;
-        let mut any = false;
-        for l in self.0.iter().filter(|l| l.name != METRIC_NAME) {
-            if first {
-                f.write_str("{")?;
-                first = false;
-            } else {
-                f.write_str(", ")?;
-            }
-            any = true;
-            write!(f, "{}={:?}", l.name, l.value)?;
-        }
-        if any {
-            f.write_str("}")?;
-        } else if name.is_empty() {
-            f.write_str("{}")?;
-        }
-        Ok(())
+        SortedLabelsDisplay(&self.0).fmt(f)
     }
 }
 
@@ -203,29 +254,30 @@ pub fn is_valid_metric_name(name: &str) -> bool {
 
 /// Checks a label list as remote_write senders must send it: names valid, sorted, unique, values
 /// non-empty. The store rejects anything else with a 400 naming the problem.
-pub fn validate_sorted(labels: &[Label]) -> Result<(), LabelError> {
+pub fn validate_sorted<L: LabelPair>(labels: &[L]) -> Result<(), LabelError> {
     let mut prev: Option<&str> = None;
     for l in labels {
-        if l.name == METRIC_NAME {
-            if !is_valid_metric_name(&l.value) {
-                return Err(LabelError::InvalidMetricName(l.value.clone()));
+        let (name, value) = (l.name(), l.value());
+        if name == METRIC_NAME {
+            if !is_valid_metric_name(value) {
+                return Err(LabelError::InvalidMetricName(value.to_string()));
             }
-        } else if !is_valid_label_name(&l.name) {
-            return Err(LabelError::InvalidName(l.name.clone()));
+        } else if !is_valid_label_name(name) {
+            return Err(LabelError::InvalidName(name.to_string()));
         }
-        if l.value.is_empty() {
-            return Err(LabelError::EmptyValue(l.name.clone()));
+        if value.is_empty() {
+            return Err(LabelError::EmptyValue(name.to_string()));
         }
         if let Some(p) = prev {
-            match p.cmp(l.name.as_str()) {
-                std::cmp::Ordering::Equal => return Err(LabelError::Duplicate(l.name.clone())),
+            match p.cmp(name) {
+                std::cmp::Ordering::Equal => return Err(LabelError::Duplicate(name.to_string())),
                 std::cmp::Ordering::Greater => {
-                    return Err(LabelError::Unsorted(l.name.clone(), p.to_string()));
+                    return Err(LabelError::Unsorted(name.to_string(), p.to_string()));
                 }
                 std::cmp::Ordering::Less => {}
             }
         }
-        prev = Some(&l.name);
+        prev = Some(name);
     }
     Ok(())
 }

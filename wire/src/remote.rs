@@ -6,6 +6,8 @@ use thiserror::Error;
 
 use crate::labels::Label;
 
+pub mod borrowed;
+
 /// HTTP header names and values remote_write senders and receivers use.
 pub mod headers {
     pub const CONTENT_ENCODING: &str = "Content-Encoding";
@@ -116,6 +118,28 @@ pub enum DecodeError {
     TooLarge { size: usize, limit: usize },
     #[error("protobuf decoding failed: {0}")]
     Protobuf(#[from] prost::DecodeError),
+    /// From the borrowing decoder ([`borrowed::WriteRequestRef`]), worded like prost's errors.
+    #[error("protobuf decoding failed: failed to decode Protobuf message: {0}")]
+    Proto(#[from] borrowed::ProtoError),
+}
+
+/// Decompresses a snappy block into `scratch` (grown as needed, never shrunk, so a caller that
+/// keeps it pays for the allocation once) and returns the decompressed bytes. The size the header
+/// announces is checked against `max_decompressed` before anything is written.
+pub fn decompress_snappy<'b>(
+    body: &[u8],
+    max_decompressed: usize,
+    scratch: &'b mut Vec<u8>,
+) -> Result<&'b [u8], DecodeError> {
+    let size = snap::raw::decompress_len(body)?;
+    if size > max_decompressed {
+        return Err(DecodeError::TooLarge { size, limit: max_decompressed });
+    }
+    if scratch.len() < size {
+        scratch.resize(size, 0);
+    }
+    let n = snap::raw::Decoder::new().decompress(body, &mut scratch[..size])?;
+    Ok(&scratch[..n])
 }
 
 impl WriteRequest {

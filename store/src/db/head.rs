@@ -13,7 +13,8 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use crowsnest_wire::{Label, Sample};
+use crowsnest_wire::Sample;
+use crowsnest_wire::labels::LabelPair;
 
 use super::chunk::{self, ChunkMeta};
 use super::index::labels_eq_encoded;
@@ -264,7 +265,7 @@ pub struct Shard {
 }
 
 impl Shard {
-    pub fn find(&self, hash: u64, labels: &[Label]) -> Option<u64> {
+    pub fn find<L: LabelPair>(&self, hash: u64, labels: &[L]) -> Option<u64> {
         let first = *self.by_hash.get(&hash)?;
         if self.series.get(&first).is_some_and(|s| labels_eq_encoded(labels, &s.labels)) {
             return Some(first);

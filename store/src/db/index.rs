@@ -6,18 +6,19 @@
 
 use std::collections::BTreeMap;
 
+use crowsnest_wire::labels::LabelPair;
 use crowsnest_wire::{Label, Labels, MatchOp, Matcher};
 use roaring::RoaringBitmap;
 
 use super::bits::{ByteReader, put_uvarint};
 
 /// Appends the label set as `uvarint len | name | uvarint len | value` pairs.
-pub fn encode_labels(labels: &[Label], out: &mut Vec<u8>) {
+pub fn encode_labels<L: LabelPair>(labels: &[L], out: &mut Vec<u8>) {
     for l in labels {
-        put_uvarint(out, l.name.len() as u64);
-        out.extend_from_slice(l.name.as_bytes());
-        put_uvarint(out, l.value.len() as u64);
-        out.extend_from_slice(l.value.as_bytes());
+        put_uvarint(out, l.name().len() as u64);
+        out.extend_from_slice(l.name().as_bytes());
+        put_uvarint(out, l.value().len() as u64);
+        out.extend_from_slice(l.value().as_bytes());
     }
 }
 
@@ -42,7 +43,7 @@ pub fn decode_labels(b: &[u8]) -> Labels {
 }
 
 /// True when `labels` encode to exactly `enc` (compared without allocating).
-pub fn labels_eq_encoded(labels: &[Label], enc: &[u8]) -> bool {
+pub fn labels_eq_encoded<L: LabelPair>(labels: &[L], enc: &[u8]) -> bool {
     // Byte comparison without UTF-8 re-validation: this runs for every series of every write.
     let mut r = ByteReader::new(enc);
     let mut field = |want: &str| match r.uvarint() {
@@ -50,7 +51,7 @@ pub fn labels_eq_encoded(labels: &[Label], enc: &[u8]) -> bool {
         _ => false,
     };
     for l in labels {
-        if !field(&l.name) || !field(&l.value) {
+        if !field(l.name()) || !field(l.value()) {
             return false;
         }
     }
@@ -58,7 +59,7 @@ pub fn labels_eq_encoded(labels: &[Label], enc: &[u8]) -> bool {
 }
 
 /// A fast non-cryptographic hash of a label set (FxHash-style multiply-rotate over 8-byte words).
-pub fn hash_labels(labels: &[Label]) -> u64 {
+pub fn hash_labels<L: LabelPair>(labels: &[L]) -> u64 {
     let mut h: u64 = 0x243f_6a88_85a3_08d3;
     let mut mix = |bytes: &[u8]| {
         let mut chunks = bytes.chunks_exact(8);
@@ -73,8 +74,8 @@ pub fn hash_labels(labels: &[Label]) -> u64 {
             .wrapping_mul(0x517c_c1b7_2722_0a95);
     };
     for l in labels {
-        mix(l.name.as_bytes());
-        mix(l.value.as_bytes());
+        mix(l.name().as_bytes());
+        mix(l.value().as_bytes());
     }
     h ^ (h >> 29)
 }
@@ -280,7 +281,7 @@ mod tests {
             assert!(!labels_eq_encoded(different.as_slice(), &e), "{different:?}");
         }
         assert!(!labels_eq_encoded(l.as_slice(), &e[..e.len() - 1]), "truncated encoding");
-        assert!(labels_eq_encoded(&[], &[]));
+        assert!(labels_eq_encoded::<Label>(&[], &[]));
     }
 
     #[test]

@@ -4,15 +4,16 @@
 
 use std::sync::atomic::Ordering;
 
-use crowsnest_wire::labels::validate_sorted;
-use crowsnest_wire::{Label, Labels, METRIC_NAME, TimeSeries};
+use crowsnest_wire::labels::{LabelPair, SortedLabelsDisplay, validate_sorted};
+use crowsnest_wire::remote::borrowed::WriteRequestRef;
+use crowsnest_wire::{METRIC_NAME, Sample, TimeSeries};
 
 use super::engine::Engine;
 use super::head::{DiskCache, MemSeries, Outcome, SHARD_BITS, shard_of_hash};
 use super::index::{encode_labels, hash_labels};
 use super::wal;
 use super::{AppendOutcome, RejectReason, Rejection};
-use crate::config::Limits;
+use crate::config::{Limits, StoreConfig};
 use crate::error::StoreError;
 
 /// Per-series tally of refused samples by reason.
@@ -31,13 +32,19 @@ impl Refused {
 }
 
 /// Checks one label set against the wire rules (sorted, unique, valid names, a metric name) and
-/// the per-series limits of `limits`. Every appended series goes through this; public so the
-/// remote_write fuzz target runs exactly this code.
-pub fn check_labels(labels: &[Label], limits: &Limits) -> Result<(), (RejectReason, String)> {
+/// the per-series limits of `limits`. Every new series goes through this (a series the head
+/// already holds only through the limits part, [`check_limits`]); public so the remote_write fuzz
+/// target runs exactly this code.
+pub fn check_labels<L: LabelPair>(labels: &[L], limits: &Limits) -> Result<(), (RejectReason, String)> {
     if labels.is_empty() {
         return Err((RejectReason::InvalidLabels, "series has no labels".into()));
     }
     validate_sorted(labels).map_err(|e| (RejectReason::InvalidLabels, e.to_string()))?;
+    check_limits(labels, limits)
+}
+
+/// The per-series limits part of [`check_labels`]: label count and name and value lengths.
+fn check_limits<L: LabelPair>(labels: &[L], limits: &Limits) -> Result<(), (RejectReason, String)> {
     if labels.len() > limits.max_label_names_per_series {
         return Err((
             RejectReason::TooManyLabels,
@@ -49,24 +56,25 @@ pub fn check_labels(labels: &[Label], limits: &Limits) -> Result<(), (RejectReas
         ));
     }
     for l in labels {
-        if l.name.len() > limits.max_label_name_length {
+        let (name, value) = (l.name(), l.value());
+        if name.len() > limits.max_label_name_length {
             return Err((
                 RejectReason::LabelTooLong,
                 format!(
                     "label name {:?}... is {} bytes, limit is {} (max_label_name_length)",
-                    truncate(&l.name),
-                    l.name.len(),
+                    truncate(name),
+                    name.len(),
                     limits.max_label_name_length
                 ),
             ));
         }
-        if l.value.len() > limits.max_label_value_length {
+        if value.len() > limits.max_label_value_length {
             return Err((
                 RejectReason::LabelTooLong,
                 format!(
                     "value of label {:?} is {} bytes, limit is {} (max_label_value_length)",
-                    truncate(&l.name),
-                    l.value.len(),
+                    truncate(name),
+                    value.len(),
                     limits.max_label_value_length
                 ),
             ));
@@ -76,19 +84,17 @@ pub fn check_labels(labels: &[Label], limits: &Limits) -> Result<(), (RejectReas
 }
 
 impl Engine {
-    /// Finds or creates the series; `Err` carries a refusal (series limit).
-    fn series_ref(
+    /// Creates a series the shard does not hold (labels already checked); `Err` carries a
+    /// refusal (series limits).
+    fn create_series<L: LabelPair>(
         &self,
         shard: &mut super::head::Shard,
         sh: usize,
         hash: u64,
-        labels: &[Label],
+        labels: &[L],
+        cfg: &StoreConfig,
         created: &mut bool,
     ) -> Result<Result<u64, (RejectReason, String)>, StoreError> {
-        if let Some(r) = shard.find(hash, labels) {
-            return Ok(Ok(r));
-        }
-        let cfg = self.config();
         let limit = cfg.limits.max_active_series;
         if self.active.load(Ordering::Relaxed) >= limit as i64 {
             return Ok(Err((
@@ -98,18 +104,18 @@ impl Engine {
         }
         let per_metric = cfg.limits.max_series_per_metric;
         if per_metric > 0
-            && let Some(name) = labels.iter().find(|l| l.name == METRIC_NAME)
+            && let Some(name) = labels.iter().find(|l| l.name() == METRIC_NAME)
         {
             // Shard locks are taken before the postings lock everywhere, so reading here is safe.
             // Concurrent creations in other shards may overshoot by a few series; the limit is a
             // cardinality guard, not an exact quota.
-            let have = self.postings.read().count(METRIC_NAME, &name.value);
+            let have = self.postings.read().count(METRIC_NAME, name.value());
             if have >= per_metric as u64 {
                 return Ok(Err((
                     RejectReason::SeriesPerMetricLimit,
                     format!(
                         "metric {:?} already has {have} series, the limit is {per_metric} (max_series_per_metric)",
-                        truncate(&name.value)
+                        truncate(name.value())
                     ),
                 )));
             }
@@ -119,7 +125,7 @@ impl Engine {
         if sref > u32::MAX as u64 {
             return Err(StoreError::Limit("series reference space exhausted".into()));
         }
-        let mut enc = Vec::with_capacity(labels.iter().map(|l| l.name.len() + l.value.len() + 2).sum());
+        let mut enc = Vec::with_capacity(labels.iter().map(|l| l.name().len() + l.value().len() + 2).sum());
         encode_labels(labels, &mut enc);
         // The series record goes to the WAL before any sample that refers to it.
         self.wal.write(&wal::encode_series(sref, &enc))?;
@@ -134,8 +140,23 @@ impl Engine {
     }
 
     pub fn append(&self, batch: Vec<TimeSeries>) -> Result<AppendOutcome, StoreError> {
+        let total = batch.iter().map(|t| t.samples.len()).sum();
+        self.append_series(batch.iter().map(|t| (t.labels.as_slice(), t.samples.as_slice())), total)
+    }
+
+    /// Appends a decoded remote_write request without copying its labels: a series the head
+    /// already holds costs no allocation.
+    pub fn append_request(&self, req: &WriteRequestRef<'_>) -> Result<AppendOutcome, StoreError> {
+        self.append_series(req.iter().map(|s| (s.labels, s.samples)), req.sample_count())
+    }
+
+    /// The append path for owned and borrowed labels alike; `total` is the number of samples.
+    fn append_series<'b, L: LabelPair + 'b>(
+        &self,
+        batch: impl Iterator<Item = (&'b [L], &'b [Sample])>,
+        total: usize,
+    ) -> Result<AppendOutcome, StoreError> {
         let mut out = AppendOutcome::default();
-        let total: usize = batch.iter().map(|t| t.samples.len()).sum();
         let mut logged: Vec<(u64, i64, u64)> = Vec::with_capacity(total);
         let cfg = self.config();
         let window = i64::try_from(cfg.out_of_order_window.as_millis()).unwrap_or(i64::MAX);
@@ -144,27 +165,39 @@ impl Engine {
         let oldest_allowed = if newest == i64::MIN { i64::MIN } else { newest.saturating_sub(retention) };
         let mut batch_max = i64::MIN;
         let mut created = false;
-        for ts in batch {
-            if ts.samples.is_empty() {
+        for (labels, samples) in batch {
+            if samples.is_empty() {
                 continue;
             }
-            let n = ts.samples.len() as u64;
-            if let Err((reason, detail)) = check_labels(&ts.labels, &cfg.limits) {
-                self.metrics.reject(reason.as_str(), n);
-                out.rejected.push(Rejection { reason, series: describe_raw(&ts.labels), detail, samples: n });
-                continue;
-            }
-            let hash = hash_labels(&ts.labels);
+            let n = samples.len() as u64;
+            let hash = hash_labels(labels);
             let sh = shard_of_hash(hash);
             let mut shard = self.shards[sh].lock();
-            let sref = match self.series_ref(&mut shard, sh, hash, &ts.labels, &mut created)? {
+            let found = shard.find(hash, labels);
+            // Every series in the head was created below after a full `check_labels` (or replayed
+            // from the WAL record logged then), so a label set equal to one it holds is sorted,
+            // unique and well-formed; only the limits, which a reload may have lowered, are
+            // checked again. That saves the name validation for all but new series.
+            let checked =
+                if found.is_some() { check_limits(labels, &cfg.limits) } else { check_labels(labels, &cfg.limits) };
+            if let Err((reason, detail)) = checked {
+                drop(shard);
+                self.metrics.reject(reason.as_str(), n);
+                out.rejected.push(Rejection { reason, series: describe_raw(labels), detail, samples: n });
+                continue;
+            }
+            let created_now = match found {
+                Some(r) => Ok(r),
+                None => self.create_series(&mut shard, sh, hash, labels, &cfg, &mut created)?,
+            };
+            let sref = match created_now {
                 Ok(r) => r,
                 Err((reason, detail)) => {
                     drop(shard);
                     self.metrics.reject(reason.as_str(), n);
                     out.rejected.push(Rejection {
                         reason,
-                        series: Labels::from_sorted_unchecked(ts.labels).to_string(),
+                        series: SortedLabelsDisplay(labels).to_string(),
                         detail,
                         samples: n,
                     });
@@ -175,7 +208,7 @@ impl Engine {
             let was_active = !series.head.is_empty();
             let mut cache = DiskCache::new(&self.disk, &self.metrics);
             let mut refused = Refused::default();
-            for s in &ts.samples {
+            for s in samples {
                 let t = s.timestamp;
                 if t < oldest_allowed {
                     refused.add(RejectReason::TooOld, || {
@@ -209,7 +242,7 @@ impl Engine {
             }
             drop(shard);
             if !refused.by_reason.is_empty() {
-                let name = Labels::from_sorted_unchecked(ts.labels).to_string();
+                let name = SortedLabelsDisplay(labels).to_string();
                 for (reason, samples, detail) in refused.by_reason {
                     self.metrics.reject(reason.as_str(), samples);
                     out.rejected.push(Rejection { reason, series: name.clone(), detail, samples });
@@ -241,13 +274,13 @@ fn truncate(s: &str) -> &str {
 }
 
 /// A short rendering of labels that failed validation (possibly unsorted or invalid).
-fn describe_raw(labels: &[Label]) -> String {
+fn describe_raw<L: LabelPair>(labels: &[L]) -> String {
     let mut s = String::from("{");
     for (i, l) in labels.iter().take(16).enumerate() {
         if i > 0 {
             s.push_str(", ");
         }
-        s.push_str(&format!("{}={:?}", truncate(&l.name), truncate(&l.value)));
+        s.push_str(&format!("{}={:?}", truncate(l.name()), truncate(l.value())));
     }
     if labels.len() > 16 {
         s.push_str(", ...");

@@ -2,14 +2,16 @@
 //! <https://prometheus.io/docs/specs/remote_write_spec/>) and `POST /api/v1/import/prometheus`
 //! (text exposition, as VictoriaMetrics offers it). Senders retry 5xx and drop 4xx, so every
 //! problem with the request itself is a 400 naming it, and 5xx is kept for our own failures.
-//! A 204 means the accepted samples are durable (`Db::append` returns after the WAL sync).
+//! A 204 means the accepted samples are durable (`Db::append_request` returns after the WAL sync).
+
+use std::cell::RefCell;
 
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use crowsnest_wire::WriteRequest;
 use crowsnest_wire::exposition::Format;
+use crowsnest_wire::remote::borrowed::WriteRequestRef;
 use crowsnest_wire::remote::{DecodeError, headers};
 
 use super::ApiState;
@@ -20,6 +22,15 @@ use crate::import::{describe_rejections, import_text};
 /// Config keys of the body size limits (`store.limits.*`), named in errors and metric labels.
 const BODY_LIMIT: &str = "max_request_body_bytes";
 const DECOMPRESSED_LIMIT: &str = "max_decompressed_bytes";
+
+/// Decompressed bodies up to this size keep their buffer in the blocking thread for the next
+/// request; a larger one is freed after use so idle threads do not pin big buffers.
+const KEEP_SCRATCH_BYTES: usize = 8 << 20;
+
+thread_local! {
+    /// The decompression buffer of the blocking-pool thread running the append.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
 
 /// The remote_write 2.0 message type: refused, we only speak 1.0 (senders fall back).
 const PROTO_V2: &str = "io.prometheus.write.v2.request";
@@ -47,22 +58,18 @@ pub async fn write(State(s): State<ApiState>, req_headers: HeaderMap, body: Body
     }
     check_content_length(&req_headers, limits.max_request_body_bytes, BODY_LIMIT)?;
     let raw = read_body(body, limits.max_request_body_bytes, BODY_LIMIT).await?;
-    // The snappy header's declared length is checked before any buffer is allocated.
-    let request = WriteRequest::decode_snappy(&raw, limits.max_decompressed_bytes).map_err(|e| match e {
-        e @ DecodeError::TooLarge { .. } => {
-            ApiError::bad_data(format!("remote_write body too large: {e} ({DECOMPRESSED_LIMIT})"))
-                .with_status(StatusCode::PAYLOAD_TOO_LARGE)
-                .with_limit(DECOMPRESSED_LIMIT)
-        }
-        e => ApiError::bad_data(format!("invalid remote_write body: {e}")),
-    })?;
-    drop(raw);
+    let max_decompressed = limits.max_decompressed_bytes;
     let db = s.db.clone();
+    // Decoding runs on the blocking thread too: the decoded request borrows the decompressed
+    // buffer, which stays in that thread for its next request.
     let outcome = tokio::task::spawn_blocking(move || {
-        if !request.metadata.is_empty() {
-            db.append_metadata(request.metadata);
-        }
-        db.append(request.timeseries)
+        SCRATCH.with_borrow_mut(|scratch| {
+            let result = decode_and_append(&db, &raw, max_decompressed, scratch);
+            if scratch.capacity() > KEEP_SCRATCH_BYTES {
+                *scratch = Vec::new();
+            }
+            result
+        })
     })
     .await??;
     if !outcome.rejected.is_empty() {
@@ -74,6 +81,28 @@ pub async fn write(State(s): State<ApiState>, req_headers: HeaderMap, body: Body
         return Err(ApiError::bad_data(describe_rejections(&outcome.rejected)));
     }
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Decompresses (the snappy header's declared length is checked before the buffer grows), decodes
+/// with labels borrowed from `scratch`, and appends.
+fn decode_and_append(
+    db: &crate::Db,
+    body: &[u8],
+    max_decompressed: usize,
+    scratch: &mut Vec<u8>,
+) -> Result<crate::db::AppendOutcome, ApiError> {
+    let mut request = WriteRequestRef::decode_snappy(body, max_decompressed, scratch).map_err(|e| match e {
+        e @ DecodeError::TooLarge { .. } => {
+            ApiError::bad_data(format!("remote_write body too large: {e} ({DECOMPRESSED_LIMIT})"))
+                .with_status(StatusCode::PAYLOAD_TOO_LARGE)
+                .with_limit(DECOMPRESSED_LIMIT)
+        }
+        e => ApiError::bad_data(format!("invalid remote_write body: {e}")),
+    })?;
+    if !request.metadata.is_empty() {
+        db.append_metadata(std::mem::take(&mut request.metadata));
+    }
+    Ok(db.append_request(&request)?)
 }
 
 /// `POST /api/v1/import/prometheus`: Prometheus text or OpenMetrics (chosen by Content-Type or
