@@ -105,13 +105,16 @@ fn strip_parens(e: &Expr) -> &Expr {
     }
 }
 
+/// A window function of one series (the series is fixed by the caller).
+type StepWindowFn<'f> = dyn FnMut(&[FPoint], &WindowCtx, usize) -> Option<f64> + 'f;
+
 /// Applies `f` to the window of every grid step over `pts` (sorted, no staleness markers).
 fn slide(
     ev: &Evaluator<'_, '_>,
     arg: &Expr,
     pts: &[FPoint],
     count_drops: bool,
-    f: &mut dyn FnMut(&[FPoint], &WindowCtx, usize) -> Option<f64>,
+    f: &mut StepWindowFn<'_>,
 ) -> Vec<FPoint> {
     // drops[i]: how many of pts[1..=i] are lower than their predecessor.
     let drops: Vec<u32> = if count_drops {
