@@ -18,11 +18,17 @@ struct Store {
 }
 
 fn start_store(name: &str, data: &Path, logs: &Path, addr: std::net::SocketAddr) -> Store {
-    let proc = Proc::crowsnest(
-        name,
-        &["store", "--listen", &addr.to_string(), "--data-dir", data.to_str().expect("utf-8")],
-        logs,
-    );
+    start_store_with(name, data, logs, addr, None)
+}
+
+/// [`start_store`] with a config file.
+fn start_store_with(name: &str, data: &Path, logs: &Path, addr: std::net::SocketAddr, config: Option<&Path>) -> Store {
+    let addr_s = addr.to_string();
+    let mut args = vec!["store", "--listen", &addr_s, "--data-dir", data.to_str().expect("utf-8")];
+    if let Some(c) = config {
+        args.extend(["--config", c.to_str().expect("utf-8")]);
+    }
+    let proc = Proc::crowsnest(name, &args, logs);
     let base = format!("http://{addr}");
     assert!(
         wait_http_ok(&format!("{base}/ready"), Duration::from_secs(60)),
@@ -112,11 +118,29 @@ fn ingest_query_round_trip_and_restart_persistence() {
 
 #[test]
 fn kill9_keeps_every_acknowledged_batch() {
+    kill9_keeps_every_acknowledged_batch_with(None);
+}
+
+/// With `wal_fsync: periodic` a write is acknowledged once it is in the WAL file (the page
+/// cache), before any fsync: a killed process cannot lose it either.
+#[test]
+fn kill9_keeps_every_acknowledged_batch_with_periodic_wal_fsync() {
+    kill9_keeps_every_acknowledged_batch_with(Some(
+        "store:\n  engine:\n    wal_fsync: periodic\n    wal_fsync_interval: 10s\n",
+    ));
+}
+
+fn kill9_keeps_every_acknowledged_batch_with(config: Option<&str>) {
     const SERIES_PER_BATCH: usize = 4;
     const SAMPLES: i64 = 20;
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("store");
-    let mut store = start_store("store-kill", &data, dir.path(), free_addr());
+    let cfg_path = dir.path().join("crowsnest.yml");
+    let cfg = config.map(|c| {
+        std::fs::write(&cfg_path, c).expect("config");
+        cfg_path.as_path()
+    });
+    let mut store = start_store_with("store-kill", &data, dir.path(), free_addr(), cfg);
     let t0 = (now_ms() - 1_800_000) / 1000 * 1000;
     let acked: Arc<Mutex<Vec<usize>>> = Arc::default();
     let writer = {
@@ -154,7 +178,7 @@ fn kill9_keeps_every_acknowledged_batch() {
     assert!(!acked.is_empty(), "no batch was acknowledged before the kill:\n{}", store.proc.output());
     eprintln!("killed after {} acknowledged batches", acked.len());
 
-    let store = start_store("store-kill-2", &data, dir.path(), free_addr());
+    let store = start_store_with("store-kill-2", &data, dir.path(), free_addr(), cfg);
     let last = t0 + (SAMPLES - 1) * 1000;
     for b in &acked {
         let result = range(&store.base, &format!("kill_test{{batch=\"{b}\"}}"), t0, last, 1);

@@ -72,6 +72,22 @@ pub struct EngineConfig {
     /// counting as active).
     #[serde(with = "serde_duration")]
     pub head_idle_timeout: Duration,
+    /// When an accepted write becomes durable. `ack`: the WAL is `fdatasync`ed before the 2xx
+    /// (survives `kill -9` and power loss). `periodic`: the 2xx follows the WAL's `write(2)` and a
+    /// background thread syncs every `wal_fsync_interval` (survives `kill -9` and restarts; a
+    /// power loss can cost the last interval), as Prometheus and VictoriaMetrics do.
+    pub wal_fsync: WalFsync,
+    /// How often `periodic` syncs the WAL.
+    #[serde(with = "serde_duration")]
+    pub wal_fsync_interval: Duration,
+}
+
+/// See [`EngineConfig::wal_fsync`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WalFsync {
+    Ack,
+    Periodic,
 }
 
 impl Default for EngineConfig {
@@ -83,6 +99,8 @@ impl Default for EngineConfig {
             checkpoint_wal_bytes: 256 << 20,
             retention_interval: Duration::from_secs(5 * 60),
             head_idle_timeout: Duration::from_secs(3600),
+            wal_fsync: WalFsync::Ack,
+            wal_fsync_interval: Duration::from_secs(1),
         }
     }
 }
@@ -184,6 +202,9 @@ impl StoreConfig {
         }
         if self.engine.wal_segment_bytes < 4096 || self.engine.checkpoint_wal_bytes < self.engine.wal_segment_bytes {
             return bad("store.engine.wal_segment_bytes must be >= 4096 and <= checkpoint_wal_bytes");
+        }
+        if self.engine.wal_fsync_interval.is_zero() || self.engine.wal_fsync_interval > Duration::from_secs(60) {
+            return bad("store.engine.wal_fsync_interval must be between 1ms and 1m");
         }
         if self.engine.checkpoint_interval.is_zero() || self.engine.retention_interval.is_zero() {
             return bad("store.engine intervals must be positive");

@@ -213,7 +213,8 @@ pub struct StoreStats {
 /// The time-series database.
 pub struct Db {
     engine: Arc<Engine>,
-    maintenance: Mutex<Option<(Sender<()>, JoinHandle<()>)>>,
+    /// The maintenance thread and the WAL syncer thread, each with its stop channel.
+    maintenance: Mutex<Vec<(Sender<()>, JoinHandle<()>)>>,
 }
 
 impl Db {
@@ -228,7 +229,12 @@ impl Db {
         let handle = std::thread::Builder::new()
             .name("store-maintenance".into())
             .spawn(move || maintain::run(weak, rx, MAINTENANCE_TICK))?;
-        Ok(Db { engine, maintenance: Mutex::new(Some((tx, handle))) })
+        let (sync_tx, sync_rx) = channel();
+        let weak = Arc::downgrade(&engine);
+        let syncer = std::thread::Builder::new()
+            .name("store-wal-sync".into())
+            .spawn(move || maintain::run_wal_syncer(weak, sync_rx))?;
+        Ok(Db { engine, maintenance: Mutex::new(vec![(tx, handle), (sync_tx, syncer)]) })
     }
 
     /// The current settings (replaced as a whole by [`Db::reload`]).
@@ -397,7 +403,7 @@ impl Db {
     }
 
     fn stop_maintenance(&self) {
-        if let Some((tx, handle)) = self.maintenance.lock().take() {
+        for (tx, handle) in std::mem::take(&mut *self.maintenance.lock()) {
             let _ = tx.send(());
             if handle.join().is_err() {
                 tracing::error!("Store maintenance thread panicked.");

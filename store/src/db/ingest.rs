@@ -13,7 +13,7 @@ use super::head::{DiskCache, MemSeries, Outcome, SHARD_BITS, shard_of_hash};
 use super::index::{encode_labels, hash_labels};
 use super::wal;
 use super::{AppendOutcome, RejectReason, Rejection};
-use crate::config::{Limits, StoreConfig};
+use crate::config::{Limits, StoreConfig, WalFsync};
 use crate::error::StoreError;
 
 /// Per-series tally of refused samples by reason.
@@ -254,7 +254,11 @@ impl Engine {
         if !logged.is_empty() || created {
             let pos =
                 if logged.is_empty() { self.wal.write(&[])? } else { self.wal.write(&wal::encode_samples(&logged))? };
-            if let Some(secs) = self.wal.sync_to(pos)? {
+            // In `periodic` mode the frame is in the page cache now, which a killed process
+            // cannot lose; the background syncer makes it power-safe within the interval.
+            if cfg.engine.wal_fsync == WalFsync::Ack
+                && let Some(secs) = self.wal.sync_to(pos)?
+            {
                 self.metrics.wal_fsync.observe(secs);
             }
         }

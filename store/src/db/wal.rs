@@ -261,6 +261,13 @@ impl Wal {
         Ok(Some(start.elapsed().as_secs_f64()))
     }
 
+    /// Syncs everything written so far (the `periodic` fsync mode's background sync); a no-op
+    /// when nothing new was written. Returns the fsync time when one ran.
+    pub fn sync_written(&self) -> io::Result<Option<f64>> {
+        let pos = self.w.lock().pos;
+        self.sync_to(pos)
+    }
+
     /// Moves writing to a new segment and returns its number: everything logged from now on is in
     /// segments >= the returned one (the checkpoint boundary).
     pub fn rotate(&self) -> io::Result<u64> {

@@ -59,7 +59,7 @@ pub enum ProtoError {
 
 /// One series of a [`WriteRequestRef`]: views into its flat label and sample storage.
 #[derive(Debug, Clone, Copy)]
-pub struct SeriesRef<'r, 'a> {
+pub struct TimeSeriesRef<'r, 'a> {
     pub labels: &'r [LabelRef<'a>],
     pub samples: &'r [Sample],
 }
@@ -145,13 +145,13 @@ impl<'a> WriteRequestRef<'a> {
     }
 
     /// The `i`-th series. Panics when `i >= len()`.
-    pub fn series(&self, i: usize) -> SeriesRef<'_, 'a> {
+    pub fn series(&self, i: usize) -> TimeSeriesRef<'_, 'a> {
         let (l, s) = self.ranges(i);
-        SeriesRef { labels: &self.labels[l], samples: &self.samples[s] }
+        TimeSeriesRef { labels: &self.labels[l], samples: &self.samples[s] }
     }
 
     /// The series in request order.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = SeriesRef<'_, 'a>> + '_ {
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = TimeSeriesRef<'_, 'a>> + '_ {
         (0..self.len()).map(|i| self.series(i))
     }
 
