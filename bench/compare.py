@@ -65,14 +65,24 @@ class System:
 
 class Crowsnest(System):
     write_path = "/api/v1/write"
+    # `store.engine.wal_fsync`: ack (default; fdatasync before every 2xx) or periodic (2xx after
+    # the WAL write(2), fdatasync every second, like the peers).
+    wal_fsync = "ack"
     def start(self):
-        self.proc = subprocess.Popen([BIN, "store", "--data-dir", self.data, "--listen", f"127.0.0.1:{self.port}", "--log-level", "warn"])
+        cfg = os.path.join(self.data, "..", f"{self.name}-crowsnest.yml")
+        with open(cfg, "w") as f:
+            f.write(f"store:\n  engine:\n    wal_fsync: {self.wal_fsync}\n")
+        self.proc = subprocess.Popen([BIN, "store", "--config", cfg, "--data-dir", self.data, "--listen", f"127.0.0.1:{self.port}", "--log-level", "warn"])
         wait_ready(self.base() + "/ready")
     def persist(self):
         # A graceful stop flushes the head into chunks; restart for the queries.
         self.stop(); self.start()
     def disk(self):
         return du(self.data, exclude=("wal",)), du(self.data)
+
+
+class CrowsnestPeriodic(Crowsnest):
+    wal_fsync = "periodic"
 
 
 class Prometheus(System):
@@ -126,7 +136,8 @@ def main():
     ap.add_argument("--jitter-ms", type=int, default=0)
     ap.add_argument("--connections", type=int, default=2)
     ap.add_argument("--runs", type=int, default=20)
-    ap.add_argument("--systems", default="crowsnest,prometheus,victoriametrics")
+    ap.add_argument("--systems", default="crowsnest,crowsnest_periodic,prometheus,victoriametrics",
+                    help="crowsnest (wal_fsync: ack, the default), crowsnest_periodic (wal_fsync: periodic), prometheus, victoriametrics")
     ap.add_argument("--work", default=None, help="scratch folder (default: a temp dir)")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
     ap.add_argument("--bin", default=BIN, help="the crowsnest binary (default: target/release/crowsnest)")
@@ -137,7 +148,8 @@ def main():
     print(f"bench: generating workload in {gen}", file=sys.stderr)
     manifest = run_json([BIN, "bench", "generate", "--dir", gen, "--hosts", str(a.hosts), "--series-per-host", str(a.series_per_host),
                          "--hours", str(a.hours), "--jitter-ms", str(a.jitter_ms), "--connections", str(a.connections)])
-    systems = {"crowsnest": Crowsnest, "prometheus": Prometheus, "victoriametrics": Victoria}
+    systems = {"crowsnest": Crowsnest, "crowsnest_periodic": CrowsnestPeriodic, "prometheus": Prometheus,
+               "victoriametrics": Victoria}
     results = {"manifest": manifest, "systems": {}}
     for i, name in enumerate(a.systems.split(",")):
         data = os.path.join(work, name)

@@ -164,8 +164,58 @@ impl Serialize for Point {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(Some(2))?;
         seq.serialize_element(&Timestamp(self.t))?;
-        seq.serialize_element(&format_value(self.v))?;
+        seq.serialize_element(&ValueStr(self.v))?;
         seq.end()
+    }
+}
+
+/// A sample value serialised as [`format_value`]'s string. Values in the plain range are
+/// formatted on the stack: a range query answer holds thousands of them, and one `String`
+/// each showed up in profiles.
+struct ValueStr(f64);
+
+impl Serialize for ValueStr {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let v = self.0;
+        let abs = v.abs();
+        if v.is_finite() && (abs == 0.0 || (1e-6..1e21).contains(&abs)) {
+            let mut buf = StackText::default();
+            if fmt::Write::write_fmt(&mut buf, format_args!("{v}")).is_ok() {
+                return s.serialize_str(buf.as_str());
+            }
+        }
+        s.serialize_str(&format_value(v))
+    }
+}
+
+/// A small fixed buffer for [`fmt::Write`]; writing past its end fails (callers fall back).
+struct StackText {
+    buf: [u8; 64],
+    len: usize,
+}
+
+impl Default for StackText {
+    fn default() -> Self {
+        StackText { buf: [0; 64], len: 0 }
+    }
+}
+
+impl StackText {
+    fn as_str(&self) -> &str {
+        // Only whole `&str`s are ever copied in, so the prefix is UTF-8.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+}
+
+impl fmt::Write for StackText {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len + s.len();
+        if end > self.buf.len() {
+            return Err(fmt::Error);
+        }
+        self.buf[self.len..end].copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
     }
 }
 
@@ -253,6 +303,40 @@ pub struct BuildInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The stack-formatted value equals `format_value` everywhere, including both ends of the
+    /// plain range and the values that fall back.
+    #[test]
+    fn point_values_serialise_like_format_value() {
+        let mut vals = vec![
+            0.0,
+            -0.0,
+            1.0,
+            -2.5,
+            1e-6,
+            9.999_999_999_999e-7,
+            1e21,
+            9.999_999_999_999_999e20,
+            -123_456_789_012_345_680_000.0,
+            0.1 + 0.2,
+            f64::MIN_POSITIVE,
+            f64::MAX,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            crate::stale_nan(),
+        ];
+        let mut x = 1.234_567_890_123_456_7e-8;
+        for _ in 0..40 {
+            vals.push(x);
+            vals.push(-x / 3.0);
+            x *= 7.3;
+        }
+        for v in vals {
+            let got = serde_json::to_string(&Point { t: 1, v }).unwrap();
+            assert_eq!(got, format!("[0.001,\"{}\"]", format_value(v)), "{v:e}");
+        }
+    }
 
     #[test]
     fn envelope_shapes() {

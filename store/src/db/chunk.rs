@@ -267,12 +267,27 @@ fn zstd_decompress(src: &[u8], raw_len: usize) -> Result<Vec<u8>, ChunkError> {
 
 /// Decodes a stored chunk (checksum verified), appending its samples with timestamps in
 /// `[start, end]` to `out`: the read path fills one buffer per series instead of one per chunk.
-/// On error `out` may hold part of the chunk; callers drop what they appended.
+/// On error `out` is left as it was.
 pub fn decode_into(bytes: &[u8], start: i64, end: i64, out: &mut Vec<Sample>) -> Result<ChunkMeta, ChunkError> {
     let (meta, kind, off) = header(bytes)?;
-    let payload = &bytes[off..];
-    let n = meta.count as usize;
     let before = out.len();
+    let r = decode_payload(kind, &bytes[off..], meta, start, end, out);
+    if r.is_err() {
+        // Nothing of a chunk that fails half-way is served.
+        out.truncate(before);
+    }
+    r.map(|()| meta)
+}
+
+fn decode_payload(
+    kind: u8,
+    payload: &[u8],
+    meta: ChunkMeta,
+    start: i64,
+    end: i64,
+    out: &mut Vec<Sample>,
+) -> Result<(), ChunkError> {
+    let n = meta.count as usize;
     match kind {
         KIND_XOR => {
             let mut r = ByteReader::new(payload);
@@ -285,11 +300,11 @@ pub fn decode_into(bytes: &[u8], start: i64, end: i64, out: &mut Vec<Sample>) ->
                 }
             }
             if seen != n {
-                out.truncate(before);
                 return Err(ChunkError::Malformed("xor count"));
             }
+            Ok(())
         }
-        KIND_COLUMNS => decode_columns(payload, meta, start, end, out)?,
+        KIND_COLUMNS => decode_columns(payload, meta, start, end, out),
         k if k == KIND_COLUMNS | FLAG_ZSTD => {
             let mut r = ByteReader::new(payload);
             let raw_len = r.uvarint().ok_or(ChunkError::Malformed("zstd length"))? as usize;
@@ -297,29 +312,13 @@ pub fn decode_into(bytes: &[u8], start: i64, end: i64, out: &mut Vec<Sample>) ->
                 return Err(ChunkError::Malformed("zstd length"));
             }
             let raw = zstd_decompress(r.rest(), raw_len)?;
-            decode_columns(&raw, meta, start, end, out)?
+            decode_columns(&raw, meta, start, end, out)
         }
-        _ => return Err(ChunkError::Malformed("unknown kind")),
-    };
-    Ok(meta)
+        _ => Err(ChunkError::Malformed("unknown kind")),
+    }
 }
 
 fn decode_columns(
-    payload: &[u8],
-    meta: ChunkMeta,
-    start: i64,
-    end: i64,
-    out: &mut Vec<Sample>,
-) -> Result<(), ChunkError> {
-    let before = out.len();
-    let r = decode_columns_unchecked(payload, meta, start, end, out);
-    if r.is_err() {
-        out.truncate(before);
-    }
-    r
-}
-
-fn decode_columns_unchecked(
     payload: &[u8],
     meta: ChunkMeta,
     start: i64,
@@ -426,6 +425,39 @@ mod tests {
             prop_assert_eq!(meta.count as usize, raw.len());
             if let (Some(a), Some(b)) = (raw.first(), raw.last()) {
                 prop_assert_eq!((meta.min_t, meta.max_t), (a.0, b.0));
+            }
+        }
+
+        #[test]
+        fn decode_into_keeps_exactly_the_range(raw in samples_strategy(), a in any::<i64>(), b in any::<i64>(), pre in 0usize..3) {
+            let samples = to_samples(&raw);
+            let enc = encode(&samples);
+            let (start, end) = match (raw.first(), raw.last()) {
+                // Bounds inside (and around) the chunk's span, to hit partial ranges.
+                (Some(f), Some(l)) if l.0 > f.0 => {
+                    let span = (l.0 - f.0) as i128 + 3;
+                    let at = |x: i64| (f.0 as i128 - 1 + (x as i128).rem_euclid(span)) as i64;
+                    (at(a).min(at(b)), at(a).max(at(b)))
+                }
+                _ => (a.min(b), a.max(b)),
+            };
+            let mut out: Vec<Sample> = (0..pre).map(|i| Sample::new(i as i64, -1.0)).collect();
+            decode_into(&enc, start, end, &mut out).expect("decodes");
+            let want: Vec<(i64, u64)> = raw.iter().copied().filter(|(t, _)| *t >= start && *t <= end).collect();
+            prop_assert_eq!(bits(&out[..pre]), vec![(0, (-1.0f64).to_bits()), (1, (-1.0f64).to_bits())][..pre].to_vec());
+            prop_assert_eq!(bits(&out[pre..]), want);
+        }
+
+        #[test]
+        fn a_chunk_failing_half_way_leaves_the_buffer_alone(raw in samples_strategy(), cut in any::<usize>()) {
+            let mut enc = encode(&to_samples(&raw));
+            // Truncate the payload and re-seal: the CRC passes, decoding runs out of bytes.
+            let keep = HEADER_FIXED + 1 + cut % enc.len().saturating_sub(HEADER_FIXED).max(1);
+            enc.truncate(keep.min(enc.len()));
+            reseal(&mut enc);
+            let mut out = vec![Sample::new(7, 7.0)];
+            if decode_into(&enc, i64::MIN, i64::MAX, &mut out).is_err() {
+                prop_assert_eq!(bits(&out), vec![(7, 7.0f64.to_bits())]);
             }
         }
 
