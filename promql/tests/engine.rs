@@ -196,3 +196,31 @@ fn parallel_and_series_major_paths_match_sequential() {
         }
     }
 }
+
+/// Both aggregation paths against an identity: grouping by a label unique per series makes
+/// `sum`, `min`, `max` and `avg` return each input series unchanged (name dropped). A 15s step
+/// keeps the (group, step) cells few (series-major path); a 1s step exceeds the cell cap
+/// (step-by-step path).
+#[test]
+fn both_aggregation_paths_match_the_identity() {
+    let data = many_series();
+    let t = CancellationToken::new();
+    let e = Engine::default();
+    let points = |q: &str, step: i64| -> Vec<(String, Vec<(i64, u64)>)> {
+        let out = e.range(&data, q, 0, 6_000_000, step, &t).unwrap();
+        let QueryData::Matrix(m) = out.data else { panic!("not a matrix") };
+        let mut v: Vec<(String, Vec<(i64, u64)>)> = m
+            .into_iter()
+            .map(|s| (s.metric["id"].clone(), s.values.iter().map(|p| (p.t, p.v.to_bits())).collect()))
+            .collect();
+        v.sort();
+        v
+    };
+    for step in [15_000, 1_000] {
+        let want = points("rate(work_total[1m])", step);
+        assert_eq!(want.len(), 40);
+        for op in ["sum", "min", "max", "avg"] {
+            assert_eq!(points(&format!("{op} by (id) (rate(work_total[1m]))"), step), want, "{op} at step {step}");
+        }
+    }
+}

@@ -197,8 +197,9 @@ impl Evaluator<'_, '_> {
     }
 }
 
-/// Most (group, step) cells [`SeriesMajor`] holds; beyond it the step-by-step walk is used.
-const SERIES_MAJOR_MAX_CELLS: usize = 1 << 18;
+/// Most (group, step) cells [`SeriesMajor`] holds (about 100 bytes each, so ~13 MB per running
+/// aggregation at most); beyond it the step-by-step walk is used.
+const SERIES_MAJOR_MAX_CELLS: usize = 1 << 17;
 
 /// The groups of every step, accumulated series by series before the output is built. Walking
 /// all input series at every step (the general path) costs `series × steps` cursor checks even
