@@ -16,3 +16,5 @@ pub mod value;
 pub use engine::{Engine, EngineOptions, Evaluated, QueryError, QueryOutput};
 /// The `execution` error message of a query over `max_samples` (callers count it as a limit hit).
 pub use eval::TOO_MANY_SAMPLES;
+/// Threads a query uses for per-series work when not configured: the machine's cores.
+pub use par::default_parallelism;

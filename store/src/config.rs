@@ -168,7 +168,7 @@ impl QueryConfig {
     /// [`QueryConfig::max_workers_per_query`] with 0 resolved to the number of cores.
     pub fn workers_per_query(&self) -> usize {
         match self.max_workers_per_query {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            0 => crowsnest_promql::default_parallelism(),
             n => n,
         }
     }

@@ -117,14 +117,22 @@ impl<'de> Deserialize<'de> for Timestamp {
 /// shortest round-trip digits, in `'f'` form, switching to `'e'` form (`1e+21`, `1e-07`) when
 /// `|v| < 1e-6` or `|v| >= 1e21`; and `NaN`, `+Inf`, `-Inf`.
 pub fn format_value(v: f64) -> String {
+    let mut out = String::new();
+    // Writing into a String cannot fail.
+    let _ = write_value(&mut out, v);
+    out
+}
+
+/// [`format_value`] into any writer (the answer serialiser formats into a stack buffer).
+pub fn write_value(w: &mut impl fmt::Write, v: f64) -> fmt::Result {
     if v.is_nan() {
-        return "NaN".to_string();
+        return w.write_str("NaN");
     }
     if v == f64::INFINITY {
-        return "+Inf".to_string();
+        return w.write_str("+Inf");
     }
     if v == f64::NEG_INFINITY {
-        return "-Inf".to_string();
+        return w.write_str("-Inf");
     }
     let abs = v.abs();
     if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
@@ -136,11 +144,11 @@ pub fn format_value(v: f64) -> String {
                 Some(d) => ('-', d),
                 None => ('+', exp),
             };
-            return format!("{mantissa}e{sign}{digits:0>2}");
+            return write!(w, "{mantissa}e{sign}{digits:0>2}");
         }
-        return s;
+        return w.write_str(&s);
     }
-    format!("{v}")
+    write!(w, "{v}")
 }
 
 /// Parses a Prometheus value string (`"1.5"`, `"NaN"`, `"+Inf"`, `"-Inf"`, `"1e3"`).
@@ -169,22 +177,18 @@ impl Serialize for Point {
     }
 }
 
-/// A sample value serialised as [`format_value`]'s string. Values in the plain range are
-/// formatted on the stack: a range query answer holds thousands of them, and one `String`
-/// each showed up in profiles.
+/// A sample value serialised as [`format_value`]'s string, formatted on the stack: a range query
+/// answer holds thousands of them, and one `String` each showed up in profiles.
 struct ValueStr(f64);
 
 impl Serialize for ValueStr {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let v = self.0;
-        let abs = v.abs();
-        if v.is_finite() && (abs == 0.0 || (1e-6..1e21).contains(&abs)) {
-            let mut buf = StackText::default();
-            if fmt::Write::write_fmt(&mut buf, format_args!("{v}")).is_ok() {
-                return s.serialize_str(buf.as_str());
-            }
+        let mut buf = StackText::default();
+        if write_value(&mut buf, self.0).is_ok() {
+            return s.serialize_str(buf.as_str());
         }
-        s.serialize_str(&format_value(v))
+        // Longer than the buffer (`f64::MAX` in plain notation cannot occur, but stay safe).
+        s.serialize_str(&format_value(self.0))
     }
 }
 

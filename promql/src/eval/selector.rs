@@ -144,18 +144,22 @@ impl<'a> Evaluator<'_, 'a> {
         f: &mut dyn FnMut(Labels, Vec<FPoint>) -> Result<(), QueryError>,
     ) -> Result<RangeWindows, QueryError> {
         let vs = &ms.vs;
-        let at = self.at_ms(&vs.at);
-        let offset = offset_ms(&vs.offset);
-        let range = dur_ms(&ms.range);
-        let (lo, hi) = self.eval_span(at, offset);
-        self.select_series(vs, lo - range + 1, hi, &mut |labels, pts| {
+        let (mint, maxt) = self.range_selection(ms);
+        self.select_series(vs, mint, maxt, &mut |labels, pts| {
             let n = pts.len();
             self.sh.add_samples(n)?;
             let r = f(labels, pts);
             self.sh.release_samples(n);
             r
         })?;
-        Ok(RangeWindows { at, offset, range })
+        Ok(RangeWindows { at: self.at_ms(&vs.at), offset: offset_ms(&vs.offset), range: dur_ms(&ms.range) })
+    }
+
+    /// `[mint, maxt]` of the samples a range selector needs over the whole grid: from the first
+    /// step's window (left-open, hence `+ 1`) to the last step's end, after `offset` and `@`.
+    pub fn range_selection(&self, ms: &MatrixSelector) -> (i64, i64) {
+        let (lo, hi) = self.eval_span(self.at_ms(&ms.vs.at), offset_ms(&ms.vs.offset));
+        (lo - dur_ms(&ms.range) + 1, hi)
     }
 
     /// A range selector as a value: the raw samples of the window at the grid's last step (an

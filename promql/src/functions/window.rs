@@ -39,13 +39,25 @@ pub fn over_windows(
     ev.for_each_range_input(arg, &mut |labels, drop_name, mut pts| {
         pts.retain(|p| !crowsnest_wire::is_stale_nan(p.v));
         let points = slide(ev, arg, &pts, false, &mut |s, w, i| f(s, w, i, &labels));
-        if !points.is_empty() {
-            ev.sh.add_samples(points.len())?;
-            out.push(Series { labels, points, drop_name: drop_name || !keep_name });
-        }
+        out.extend(output_series(ev, labels, points, drop_name || !keep_name)?);
         Ok(())
     })?;
     Ok(out)
+}
+
+/// The output series of one input series, counted against the sample limit; `None` when no
+/// window produced a value.
+fn output_series(
+    ev: &Evaluator<'_, '_>,
+    labels: crowsnest_wire::Labels,
+    points: Vec<FPoint>,
+    drop_name: bool,
+) -> Result<Option<Series>, QueryError> {
+    if points.is_empty() {
+        return Ok(None);
+    }
+    ev.sh.add_samples(points.len())?;
+    Ok(Some(Series { labels, points, drop_name }))
 }
 
 /// A window function without side effects, so it may run on several threads.
@@ -65,17 +77,11 @@ pub fn over_windows_par(
     count_drops: bool,
     f: &SyncWindowFn<'_>,
 ) -> Result<Vec<Series>, QueryError> {
-    use crate::eval::{dur_ms, offset_ms};
     let Expr::MatrixSelector(ms) = strip_parens(arg) else {
         return over_windows(ev, arg, keep_name, &mut |s, w, i, _| f(s, w, i));
     };
-    let vs = &ms.vs;
-    let offset = offset_ms(&vs.offset);
-    let (lo, hi) = match ev.at_ms(&vs.at) {
-        Some(a) => (a - offset, a - offset),
-        None => (ev.grid.start - offset, ev.grid.end - offset),
-    };
-    let selected = ev.select_lazy(vs, lo - dur_ms(&ms.range) + 1, hi)?;
+    let (mint, maxt) = ev.range_selection(ms);
+    let selected = ev.select_lazy(&ms.vs, mint, maxt)?;
     let threads = if selected.len() < PAR_MIN_SERIES { 1 } else { ev.sh.opts.parallelism };
     crate::par::par_filter_map(selected, threads, |series| {
         ev.sh.check()?;
@@ -90,11 +96,7 @@ pub fn over_windows_par(
         drop(samples);
         let points = slide(ev, arg, &pts, count_drops, &mut |s, w, i| f(s, w, i));
         ev.sh.release_samples(n);
-        if points.is_empty() {
-            return Ok(None);
-        }
-        ev.sh.add_samples(points.len())?;
-        Ok(Some(Series { labels: series.labels, points, drop_name: !keep_name }))
+        output_series(ev, series.labels, points, !keep_name)
     })
 }
 
