@@ -134,6 +134,8 @@ def main():
     ap.add_argument("--series-per-host", type=int, default=1000)
     ap.add_argument("--hours", type=float, default=24)
     ap.add_argument("--jitter-ms", type=int, default=0)
+    ap.add_argument("--profile", default="docker", choices=["docker", "node"],
+                    help="workload: docker (node_exporter + cAdvisor + app histograms) or node (node_exporter alone)")
     ap.add_argument("--connections", type=int, default=2)
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--systems", default="crowsnest,crowsnest_periodic,prometheus,victoriametrics",
@@ -147,7 +149,8 @@ def main():
     gen = os.path.join(work, "workload")
     print(f"bench: generating workload in {gen}", file=sys.stderr)
     manifest = run_json([BIN, "bench", "generate", "--dir", gen, "--hosts", str(a.hosts), "--series-per-host", str(a.series_per_host),
-                         "--hours", str(a.hours), "--jitter-ms", str(a.jitter_ms), "--connections", str(a.connections)])
+                         "--hours", str(a.hours), "--jitter-ms", str(a.jitter_ms), "--connections", str(a.connections),
+                         "--profile", a.profile])
     systems = {"crowsnest": Crowsnest, "crowsnest_periodic": CrowsnestPeriodic, "prometheus": Prometheus,
                "victoriametrics": Victoria}
     results = {"manifest": manifest, "systems": {}}
@@ -181,7 +184,7 @@ def print_table(r):
     m = r["manifest"]
     names = list(r["systems"])
     print(f"Workload: {m['hosts']} hosts x {m['series_per_host']} series = {m['hosts']*m['series_per_host']} series, "
-          f"{m['samples']} samples, interval {m['interval_ms']} ms, jitter +-{m['jitter_ms']} ms, {m['connections']} connections, "
+          f"{m['samples']} samples, interval {m['interval_ms']} ms, jitter +-{m['jitter_ms']} ms, profile {m.get('profile', 'docker')}, {m['connections']} connections, "
           f"{m['batch']} series/request\n")
     print("| metric | " + " | ".join(names) + " |")
     print("|---|" + "---|" * len(names))

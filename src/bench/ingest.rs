@@ -17,7 +17,7 @@ use rand::rngs::SmallRng;
 use serde::{Deserialize, Serialize};
 
 use super::procstat::ProcSampler;
-use super::workload::Workload;
+use super::workload::{Profile, Workload};
 
 /// What `generate` wrote, read back by `ingest`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -32,6 +32,9 @@ pub struct Manifest {
     pub requests: u64,
     pub connections: usize,
     pub batch: usize,
+    /// The workload profile (older manifests have none: `docker`).
+    #[serde(default)]
+    pub profile: Profile,
 }
 
 #[derive(Debug, clap::Args)]
@@ -59,6 +62,10 @@ pub struct GenerateArgs {
     pub batch: usize,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Which kind of host to imitate: `docker` (node_exporter + cAdvisor + app histograms) or
+    /// `node` (node_exporter alone, mostly constant or slow series).
+    #[arg(long, value_enum, default_value_t = Profile::Docker)]
+    pub profile: Profile,
 }
 
 pub fn generate(a: &GenerateArgs) -> anyhow::Result<Manifest> {
@@ -71,6 +78,7 @@ pub fn generate(a: &GenerateArgs) -> anyhow::Result<Manifest> {
         interval_ms: a.interval_ms,
         jitter_ms: a.jitter_ms,
         seed: a.seed,
+        profile: a.profile,
     };
     let now = chrono::Utc::now().timestamp_millis();
     let slots = ((a.hours * 3_600_000.0) as i64 / a.interval_ms).max(1);
@@ -112,6 +120,7 @@ pub fn generate(a: &GenerateArgs) -> anyhow::Result<Manifest> {
         requests,
         connections: a.connections,
         batch: a.batch,
+        profile: a.profile,
     };
     std::fs::write(a.dir.join("manifest.json"), serde_json::to_vec_pretty(&m)?)?;
     Ok(m)

@@ -54,8 +54,9 @@ impl Default for StoreConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EngineConfig {
-    /// sled's page cache in bytes (sled's own default is 1 GiB). sled holds only the index and
-    /// chunk pointers (payloads live in `chunks/` files, cached by the OS), so a small cache
+    /// sled's page cache in bytes (sled's own default is 1 GiB), and the budget of the loaded
+    /// block indexes of sealed windows (`db/sealed.rs`). sled holds only the series catalog
+    /// (payloads and block indexes live in `chunks/` files, cached by the OS), so a small cache
     /// keeps RSS per series low; the head should own the RAM.
     pub cache_capacity_bytes: u64,
     /// A WAL segment file is cut when it would grow past this many bytes.
@@ -80,6 +81,10 @@ pub struct EngineConfig {
     /// How often `periodic` syncs the WAL.
     #[serde(with = "serde_duration")]
     pub wal_fsync_interval: Duration,
+    /// When the store opens, the sled index is rewritten without sled's superseded pages if its
+    /// files are over 16 MiB and more than this many times the bytes of its live keys and values
+    /// (sled 0.34 reclaims space late). 0 turns it off; otherwise at least 1.5.
+    pub index_vacuum_ratio: f64,
 }
 
 /// See [`EngineConfig::wal_fsync`].
@@ -101,6 +106,7 @@ impl Default for EngineConfig {
             head_idle_timeout: Duration::from_secs(3600),
             wal_fsync: WalFsync::Ack,
             wal_fsync_interval: Duration::from_secs(1),
+            index_vacuum_ratio: 2.0,
         }
     }
 }
@@ -202,6 +208,10 @@ impl StoreConfig {
         }
         if self.engine.wal_segment_bytes < 4096 || self.engine.checkpoint_wal_bytes < self.engine.wal_segment_bytes {
             return bad("store.engine.wal_segment_bytes must be >= 4096 and <= checkpoint_wal_bytes");
+        }
+        let r = self.engine.index_vacuum_ratio;
+        if !(r == 0.0 || (1.5..=1000.0).contains(&r)) {
+            return bad("store.engine.index_vacuum_ratio must be 0 (off) or between 1.5 and 1000");
         }
         if self.engine.wal_fsync_interval.is_zero() || self.engine.wal_fsync_interval > Duration::from_secs(60) {
             return bad("store.engine.wal_fsync_interval must be between 1ms and 1m");

@@ -63,7 +63,10 @@ mod maintain;
 pub mod metrics;
 pub mod persist;
 mod query;
+mod sealed;
+mod split;
 mod tombstones;
+mod vacuum;
 pub mod wal;
 pub mod xor;
 

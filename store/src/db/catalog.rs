@@ -15,9 +15,13 @@
 //! - `postings_batches`: `batch u64 BE` → zstd(`uvarint len | name | uvarint len | value |
 //!   uvarint count | count × uvarint ref delta`...): the inverted index of the same batch (for
 //!   `fsck` and tools; queries use the in-memory copy rebuilt from `series_batches`).
-//! - `state`: `ranges` → zstd(`ref u64 LE | min_t i64 LE | max_t i64 LE`... for every series),
-//!   `heads` → zstd(`ref u64 LE | uvarint len | head snapshot`... for every open head), both
-//!   replaced by every checkpoint in the same sled flush that precedes the WAL truncation.
+//! - `state`: `ranges` → zstd(`ref u64 LE | min_t i64 LE | max_t i64 LE`... for every series) and
+//!   `heads_gen` → the generation `g` of the head snapshot file `chunks/heads-g{g}.snap`
+//!   (`b"CNHD" | crc32 LE | zstd(ref u64 LE | uvarint len | head snapshot ...)` for every open
+//!   head), both replaced by every checkpoint in the same sled flush that precedes the WAL
+//!   truncation. The snapshot file is written and synced before that flush and the previous one
+//!   deleted after it. It used to be a sled value (`heads`, still read): sled kept three or more
+//!   superseded multi-MB copies of it as blob files (11 MB of a 12 MB index on the benchmark).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,6 +35,12 @@ use crate::error::StoreError;
 
 const KEY_RANGES: &[u8] = b"ranges";
 const KEY_HEADS: &[u8] = b"heads";
+const KEY_HEADS_GEN: &[u8] = b"heads_gen";
+const HEADS_MAGIC: &[u8; 4] = b"CNHD";
+
+fn heads_name(generation: u64) -> String {
+    format!("heads-g{generation}.snap")
+}
 const ZSTD_LEVEL: i32 = 3;
 
 /// Which batch holds each series, and the next batch number.
@@ -38,6 +48,10 @@ const ZSTD_LEVEL: i32 = 3;
 pub struct CatalogState {
     batch_of: Mutex<HashMap<u64, u64>>,
     next_batch: AtomicU64,
+    /// Generation of the last head snapshot file written.
+    heads_gen: AtomicU64,
+    /// Head snapshot files to delete once sled's record of a newer one is durable.
+    stale_heads: Mutex<Vec<u64>>,
 }
 
 fn pack(raw: &[u8]) -> Result<Vec<u8>, StoreError> {
@@ -268,14 +282,83 @@ impl Disk {
             put_uvarint(&mut raw, snap.len() as u64);
             raw.extend_from_slice(snap);
         }
-        self.state.insert(KEY_HEADS, pack(&raw)?)?;
+        let packed = pack(&raw)?;
+        let generation = self.catalog.heads_gen.load(Ordering::Relaxed) + 1;
+        let dir = self.files.dir();
+        {
+            use std::io::Write;
+            let mut f = std::fs::File::create(dir.join(heads_name(generation)))?;
+            f.write_all(HEADS_MAGIC)?;
+            f.write_all(&crc32fast::hash(&packed).to_le_bytes())?;
+            f.write_all(&packed)?;
+            f.sync_all()?;
+        }
+        std::fs::File::open(dir)?.sync_all()?;
+        let old = self.catalog.heads_gen.swap(generation, Ordering::Relaxed);
+        self.state.insert(KEY_HEADS_GEN, &generation.to_le_bytes())?;
+        self.state.remove(KEY_HEADS)?;
+        if old > 0 {
+            self.catalog.stale_heads.lock().push(old);
+        }
+        Ok(())
+    }
+
+    /// Deletes head snapshot files superseded by a durable newer one (after a sled flush).
+    pub(super) fn delete_stale_heads(&self) {
+        for g in std::mem::take(&mut *self.catalog.stale_heads.lock()) {
+            let path = self.files.dir().join(heads_name(g));
+            if let Err(e) = std::fs::remove_file(&path)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(file = %path.display(), error = %e, "Could not delete an old head snapshot.");
+            }
+        }
+    }
+
+    fn heads_generation(&self) -> Result<u64, StoreError> {
+        Ok(match self.state.get(KEY_HEADS_GEN)? {
+            Some(v) => u64::from_le_bytes(v.as_ref().try_into().map_err(|_| corrupt("heads generation"))?),
+            None => 0,
+        })
+    }
+
+    /// At open: continues the head snapshot generations and deletes snapshot files a crash left
+    /// behind (any generation but the recorded one).
+    pub fn init_heads(&self) -> Result<(), StoreError> {
+        let generation = self.heads_generation()?;
+        self.catalog.heads_gen.store(generation, Ordering::Relaxed);
+        let dir = self.files.dir();
+        for e in std::fs::read_dir(dir)? {
+            let name = e?.file_name();
+            let Some(g) =
+                name.to_str().and_then(|n| n.strip_prefix("heads-g")?.strip_suffix(".snap")?.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            if g != generation {
+                std::fs::remove_file(dir.join(heads_name(g)))?;
+            }
+        }
         Ok(())
     }
 
     /// The head snapshots of the last checkpoint.
     pub fn load_heads(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        let Some(v) = self.state.get(KEY_HEADS)? else { return Ok(Vec::new()) };
-        decode_series(&unpack(&v, "heads")?)
+        let generation = self.heads_generation()?;
+        let dir = self.files.dir();
+        if generation == 0 {
+            // Stores written before the snapshot file kept it in sled.
+            let Some(v) = self.state.get(KEY_HEADS)? else { return Ok(Vec::new()) };
+            return decode_series(&unpack(&v, "heads")?);
+        }
+        let bytes = std::fs::read(dir.join(heads_name(generation)))?;
+        if bytes.len() < 8 || &bytes[..4] != HEADS_MAGIC {
+            return Err(corrupt("head snapshot file"));
+        }
+        if crc32fast::hash(&bytes[8..]).to_le_bytes() != bytes[4..8] {
+            return Err(corrupt("head snapshot file checksum"));
+        }
+        decode_series(&unpack(&bytes[8..], "heads")?)
     }
 }
 
@@ -290,10 +373,48 @@ mod tests {
         v
     }
 
+    fn snap_files(dir: &std::path::Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .expect("ls")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("heads-"))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn head_snapshots_rotate_through_files_and_leftovers_go_at_open() {
+        let d = tempfile::tempdir().expect("tmp");
+        let (idx, chunks) = (d.path().join("i"), d.path().join("c"));
+        let disk = Disk::open(&idx, &chunks, 1 << 20, 2.0).expect("open");
+        disk.init_heads().expect("init");
+        disk.put_state(&[], &[(1, vec![9; 300])]).expect("state 1");
+        disk.flush().expect("flush");
+        disk.put_state(&[], &[(2, vec![7; 5])]).expect("state 2");
+        // The previous file stays until sled's record of the new one is durable.
+        assert_eq!(snap_files(&chunks), vec!["heads-g1.snap", "heads-g2.snap"]);
+        disk.flush().expect("flush");
+        assert_eq!(snap_files(&chunks), vec!["heads-g2.snap"]);
+        drop(disk);
+        // A file of a checkpoint that never reached sled (a crash before the flush).
+        std::fs::write(chunks.join("heads-g3.snap"), b"torn").expect("write");
+        let disk = Disk::open(&idx, &chunks, 1 << 20, 2.0).expect("reopen");
+        disk.init_heads().expect("init");
+        assert_eq!(snap_files(&chunks), vec!["heads-g2.snap"]);
+        assert_eq!(disk.load_heads().expect("heads"), vec![(2, vec![7; 5])]);
+        // A damaged file is an error, not an empty head.
+        let mut b = std::fs::read(chunks.join("heads-g2.snap")).expect("read");
+        let last = b.len() - 1;
+        b[last] ^= 1;
+        std::fs::write(chunks.join("heads-g2.snap"), b).expect("write");
+        assert!(disk.load_heads().is_err());
+    }
+
     #[test]
     fn batches_round_trip_and_shrink_on_removal() {
         let d = tempfile::tempdir().expect("tmp");
-        let disk = Disk::open(&d.path().join("i"), &d.path().join("c"), 1 << 20).expect("open");
+        let disk = Disk::open(&d.path().join("i"), &d.path().join("c"), 1 << 20, 2.0).expect("open");
         let a = labels(&[("__name__", "up"), ("job", "a")]);
         let b = labels(&[("__name__", "up"), ("job", "b")]);
         let c = labels(&[("__name__", "x"), ("job", "a")]);
@@ -306,7 +427,7 @@ mod tests {
         assert!(!disk.has_posting(50, "job", "b").expect("p"));
         disk.remove_series_rows(&[33, 50]).expect("remove");
         drop(disk);
-        let disk = Disk::open(&d.path().join("i"), &d.path().join("c"), 1 << 20).expect("reopen");
+        let disk = Disk::open(&d.path().join("i"), &d.path().join("c"), 1 << 20, 2.0).expect("reopen");
         let rows = disk.load_series().expect("load");
         let got: Vec<(u64, i64, i64, Vec<u8>)> =
             rows.into_iter().map(|r| (r.sref, r.min_t, r.max_t, r.labels)).collect();

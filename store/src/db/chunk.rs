@@ -28,6 +28,11 @@ const TS_DOD: u8 = 1;
 const V_CONST: u8 = 0;
 const V_DELTA: u8 = 1;
 const V_DELTA2: u8 = 2;
+/// Deltas (order 1 or 2) in split coding (`split.rs`): for compacted blocks.
+const V_SPLIT: u8 = 3;
+/// Fewest samples for which the split value coding is tried: it pays on compacted blocks, and
+/// head chunks (120 samples, closed on the ingest path) skip its search.
+const SPLIT_MIN_SAMPLES: usize = 256;
 const HEADER_FIXED: usize = 5;
 /// Most samples a stored chunk may claim. Real chunks hold at most a compacted block
 /// (`compact::BLOCK_MAX_SAMPLES`, 8,192); a corrupt header claiming billions used to make the
@@ -71,13 +76,19 @@ pub fn encode_with_xor(samples: &[Sample], xor: &XorChunk) -> Vec<u8> {
     let mut xor_payload = Vec::with_capacity(xor.byte_len() + 4);
     put_uvarint(&mut xor_payload, xor.bit_len() as u64);
     xor_payload.extend_from_slice(xor.bytes());
-    let (kind, payload) = match columns(samples) {
-        Some(cols) => {
-            let (kind, cols) = maybe_zstd(cols);
-            if cols.len() < xor_payload.len() { (kind, cols) } else { (KIND_XOR, xor_payload) }
+    let (mut kind, mut payload) = (KIND_XOR, xor_payload);
+    if let Some(cols) = columns(samples) {
+        let (k, cols) = maybe_zstd(cols);
+        if cols.len() < payload.len() {
+            (kind, payload) = (k, cols);
         }
-        None => (KIND_XOR, xor_payload),
-    };
+    }
+    if samples.len() >= SPLIT_MIN_SAMPLES
+        && let Some(cols) = split_columns(samples)
+        && cols.len() < payload.len()
+    {
+        (kind, payload) = (KIND_COLUMNS, cols);
+    }
     let mut out = Vec::with_capacity(payload.len() + 24);
     out.push(kind);
     out.extend_from_slice(&[0; 4]);
@@ -97,7 +108,7 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
-fn zstd_compress(src: &[u8]) -> Option<Vec<u8>> {
+pub(super) fn zstd_compress(src: &[u8]) -> Option<Vec<u8>> {
     ZSTD_COMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.is_none() {
@@ -123,24 +134,8 @@ fn maybe_zstd(cols: Vec<u8>) -> (u8, Vec<u8>) {
 /// The columnar payload, or `None` when some value is not a short decimal.
 fn columns(samples: &[Sample]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(samples.len() * 2 + 16);
-    // Timestamps.
-    let deltas: Vec<i64> = samples.windows(2).map(|w| w[1].timestamp.wrapping_sub(w[0].timestamp)).collect();
-    if deltas.windows(2).all(|w| w[0] == w[1]) {
-        out.push(TS_REGULAR);
-        put_varint(&mut out, deltas.first().copied().unwrap_or(0));
-    } else {
-        out.push(TS_DOD);
-        let mut prev = 0i64;
-        for d in &deltas {
-            put_varint(&mut out, d.wrapping_sub(prev));
-            prev = *d;
-        }
-    }
-    // Values.
-    let first = samples.first().map(|s| s.value.to_bits()).unwrap_or(0);
-    if samples.iter().all(|s| s.value.to_bits() == first) {
-        out.push(V_CONST);
-        out.extend_from_slice(&first.to_le_bytes());
+    put_timestamps(samples, &mut out);
+    if put_const(samples, &mut out) {
         return Some(out);
     }
     let (e, mantissas) = decimals(samples)?;
@@ -162,6 +157,59 @@ fn columns(samples: &[Sample]) -> Option<Vec<u8>> {
         }
     }
     Some(out)
+}
+
+/// The columnar payload with the value deltas in split coding (`split.rs`), trying first and
+/// second differences; `None` when some value is not a short decimal or the values are constant
+/// (which [`columns`] already stores in 9 bytes).
+fn split_columns(samples: &[Sample]) -> Option<Vec<u8>> {
+    let first = samples.first()?.value.to_bits();
+    if samples.iter().all(|s| s.value.to_bits() == first) {
+        return None;
+    }
+    let (e, mantissas) = decimals(samples)?;
+    let d1: Vec<i64> = mantissas.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect();
+    let d2: Vec<i64> = std::iter::once(*d1.first()?).chain(d1.windows(2).map(|w| w[1].wrapping_sub(w[0]))).collect();
+    let mut best: Option<Vec<u8>> = None;
+    for (order, deltas) in [(1u8, &d1), (2u8, &d2)] {
+        let mut out = Vec::with_capacity(samples.len() * 2 + 32);
+        put_timestamps(samples, &mut out);
+        out.push(V_SPLIT);
+        out.push(e);
+        put_varint(&mut out, mantissas[0]);
+        out.push(order);
+        super::split::encode(deltas, &mut out);
+        if best.as_ref().is_none_or(|b| out.len() < b.len()) {
+            best = Some(out);
+        }
+    }
+    best
+}
+
+fn put_timestamps(samples: &[Sample], out: &mut Vec<u8>) {
+    let deltas: Vec<i64> = samples.windows(2).map(|w| w[1].timestamp.wrapping_sub(w[0].timestamp)).collect();
+    if deltas.windows(2).all(|w| w[0] == w[1]) {
+        out.push(TS_REGULAR);
+        put_varint(out, deltas.first().copied().unwrap_or(0));
+    } else {
+        out.push(TS_DOD);
+        let mut prev = 0i64;
+        for d in &deltas {
+            put_varint(out, d.wrapping_sub(prev));
+            prev = *d;
+        }
+    }
+}
+
+/// Writes the constant value form when every value has the same bits.
+fn put_const(samples: &[Sample], out: &mut Vec<u8>) -> bool {
+    let first = samples.first().map(|s| s.value.to_bits()).unwrap_or(0);
+    if samples.iter().all(|s| s.value.to_bits() == first) {
+        out.push(V_CONST);
+        out.extend_from_slice(&first.to_le_bytes());
+        return true;
+    }
+    false
 }
 
 /// Finds one exponent `e` so that every value is exactly `m / 10^e` with integer `m`.
@@ -254,7 +302,7 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
-fn zstd_decompress(src: &[u8], raw_len: usize) -> Result<Vec<u8>, ChunkError> {
+pub(super) fn zstd_decompress(src: &[u8], raw_len: usize) -> Result<Vec<u8>, ChunkError> {
     ZSTD_DECOMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.is_none() {
@@ -383,6 +431,31 @@ fn decode_columns(
                 }
             }
         }
+        V_SPLIT => {
+            let e = r.u8().ok_or(bad("exponent"))?;
+            if e > MAX_DECIMALS {
+                return Err(bad("exponent"));
+            }
+            let mut m = r.varint().ok_or(bad("mantissa"))?;
+            let order = r.u8().ok_or(bad("delta order"))?;
+            if order != 1 && order != 2 {
+                return Err(bad("delta order"));
+            }
+            // Every delta is needed for the running sum up to `hi`; decode them all at once.
+            let mut deltas = Vec::with_capacity(n.saturating_sub(1));
+            super::split::decode(&mut r, n.saturating_sub(1), &mut deltas).map_err(bad)?;
+            let mut d = 0i64;
+            for (i, t) in ts.iter().enumerate().take(hi) {
+                if i > 0 {
+                    let x = deltas[i - 1];
+                    d = if order == 2 { d.wrapping_add(x) } else { x };
+                    m = m.wrapping_add(d);
+                }
+                if i >= lo {
+                    out.push(Sample::new(*t, from_decimal(m, e)));
+                }
+            }
+        }
         _ => return Err(bad("value mode")),
     }
     Ok(())
@@ -468,6 +541,65 @@ mod tests {
             enc[i] ^= 1 << bit;
             // Either the checksum catches it, or (a flipped kind byte) decoding fails cleanly.
             prop_assert!(decode(&enc).is_err() || i == 0);
+        }
+    }
+
+    /// A compacted block shaped like a bursty byte counter (the benchmark's dominant series).
+    fn byte_counter_block(n: usize, seed: u64) -> Vec<Sample> {
+        let mut s = seed;
+        let mut v = 1e6;
+        (0..n as i64)
+            .map(|i| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let inc = 15_000 + (s >> 33) % 30_000;
+                v += if (s >> 20).is_multiple_of(10) { inc * 8 } else { inc } as f64;
+                Sample::new(1_700_000_000_000 + i * 15_000, v)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn compacted_counter_blocks_use_split_coding() {
+        let s = byte_counter_block(1440, 3);
+        let enc = encode(&s);
+        let (_, kind, off) = header(&enc).expect("header");
+        assert_eq!(kind, KIND_COLUMNS);
+        // ts mode, regular delta (15000 = 3 varint bytes), then the value mode.
+        assert_eq!(enc[off + 4], V_SPLIT);
+        let varints = columns(&s).expect("decimal").len();
+        assert!(enc.len() * 100 < varints * 85, "split {} vs varints {varints}", enc.len());
+        assert_eq!(bits(&decode(&enc).expect("ok").1), bits(&s));
+        // Short chunks (head chunks on the ingest path) do not try it.
+        let short = encode(&s[..120]);
+        assert_ne!(short[header(&short).expect("header").2 + 4], V_SPLIT);
+    }
+
+    proptest! {
+        #[test]
+        fn long_decimal_blocks_round_trip(
+            steps in proptest::collection::vec(-5000i64..50_000, 256..1500),
+            e in 0u8..4,
+            jitter in proptest::collection::vec(0i64..3, 256..1500),
+            start in -1_000_000i64..1_000_000,
+            lo in any::<u16>(),
+            len in any::<u16>(),
+        ) {
+            let mut m = start;
+            let s: Vec<Sample> = steps.iter().enumerate().map(|(i, d)| {
+                m += d;
+                let t = i as i64 * 15_000 + jitter.get(i).copied().unwrap_or(0);
+                Sample::new(t, from_decimal(m, e))
+            }).collect();
+            let (meta, got) = decode(&encode(&s)).expect("decodes");
+            prop_assert_eq!(meta.count as usize, s.len());
+            prop_assert_eq!(bits(&got), bits(&s));
+            // And a sub-range.
+            let a = s[lo as usize % s.len()].timestamp;
+            let b = a + len as i64 * 100;
+            let mut out = Vec::new();
+            decode_into(&encode(&s), a, b, &mut out).expect("decodes");
+            let want: Vec<Sample> = s.iter().copied().filter(|x| x.timestamp >= a && x.timestamp <= b).collect();
+            prop_assert_eq!(bits(&out), bits(&want));
         }
     }
 

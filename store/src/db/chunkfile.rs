@@ -8,12 +8,13 @@
 //! (`tsdb/docs/format/head_chunks.md`: series ref, time range, CRC per chunk):
 //! `flags u8 | series ref u64 LE | payload length u32 LE | crc32 u32 LE (over the previous 13
 //! bytes) | payload`, where the payload is a closed chunk (`chunk.rs`, itself CRC-checked, with its
-//! min and max time). [`FLAG_OPEN`] marks chunks of a window that is not sealed yet: sled holds no
-//! pointer for them, [`ChunkFiles::scan`] finds them again at startup. [`FLAG_SEALED`] marks
-//! compaction's blocks, whose pointers are in sled.
+//! min and max time). [`FLAG_OPEN`] marks chunks of a window that is not sealed yet: no index
+//! holds them, [`ChunkFiles::scan`] finds them again at startup. [`FLAG_SEALED`] marks
+//! compaction's blocks, listed in their generation's index file (`sealed.rs`) once the seal
+//! finishes (a scan finds them too if it did not).
 //!
 //! Files are append-only. Compaction seals a window by bumping its generation (new chunks go to
-//! the new file), rewriting every chunk of the window into the new file, switching the pointers,
+//! the new file), rewriting every chunk of the window into the new file, writing its index file,
 //! and deleting the old generations one compaction pass later (so queries that already hold an old
 //! pointer can still read it). Retention deletes whole files. Writes are made durable by
 //! [`ChunkFiles::sync`] at checkpoints, before sled is flushed and the WAL truncated. A torn tail
@@ -35,9 +36,9 @@ use parking_lot::{Mutex, RwLock};
 
 use super::persist::BLOCK_WINDOW_MS;
 
-/// Record flag: a chunk of a window that is not sealed yet (no sled pointer; found by scanning).
+/// Record flag: a chunk of a window that is not sealed yet (in no index; found by scanning).
 pub const FLAG_OPEN: u8 = 0xA1;
-/// Record flag: a compacted block whose pointer is in sled.
+/// Record flag: a compacted block (listed in its generation's index file, `sealed.rs`).
 pub const FLAG_SEALED: u8 = 0xA2;
 /// Bytes before each record's payload.
 pub const RECORD_HEADER: usize = 17;
@@ -190,7 +191,9 @@ fn parse_name(name: &str) -> Option<(i64, u32)> {
 
 /// Window and generation of a payload file or a seal marker.
 fn parse_any(name: &str) -> Option<(i64, u32)> {
-    parse_name(name).or_else(|| parse_name(&name.replace(".sealed", ".dat")))
+    parse_name(name)
+        .or_else(|| parse_name(&name.replace(".sealed", ".dat")))
+        .or_else(|| parse_name(&name.replace(".idx", ".dat")))
 }
 
 impl ChunkFiles {
@@ -230,11 +233,16 @@ impl ChunkFiles {
         })
     }
 
+    /// The directory of the payload files (also holding the head snapshot file, `catalog.rs`).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     fn path(&self, window: i64, generation: u32) -> PathBuf {
         self.dir.join(file_name(window, generation))
     }
 
-    /// Reads every record of the files that may hold chunks without a sled pointer: all
+    /// Reads every record of the files that may hold chunks in no index file: all
     /// generations of a window whose newest generation is not sealed (a crash in the middle of a
     /// seal leaves old and new side by side), else only the newest (it may have received chunks
     /// after the seal). A window with [`FLAG_OPEN`] records in its newest file is marked for
@@ -386,6 +394,11 @@ impl ChunkFiles {
         }
     }
 
+    /// The live (newest) generation of `window`, if it has files.
+    pub fn generation(&self, window: i64) -> Option<u32> {
+        self.live.lock().get(&window).map(|l| l.generation)
+    }
+
     /// Records that `window`'s seal is complete and durable, unless it was written to meanwhile.
     pub fn finish_seal(&self, window: i64) -> io::Result<()> {
         let live = self.live.lock();
@@ -416,7 +429,17 @@ impl ChunkFiles {
             let live = self.live.lock();
             for e in fs::read_dir(&self.dir)? {
                 let name = e?.file_name().to_string_lossy().into_owned();
+                if name.starts_with("heads-g") && name.ends_with(".snap") {
+                    // The head snapshot of a checkpoint: written once, complete.
+                    plan.push((name, None));
+                    continue;
+                }
                 let Some((w, g)) = parse_any(&name) else { continue };
+                if name.ends_with(".idx") {
+                    // Written once, complete, by a seal.
+                    plan.push((name, None));
+                    continue;
+                }
                 if !name.ends_with(".dat") {
                     plan.push((name, Some(0)));
                     continue;
@@ -458,7 +481,11 @@ impl ChunkFiles {
         for &(w, g) in &old {
             for generation in 0..=g {
                 self.readers.write().remove(&(w, generation));
-                for path in [self.path(w, generation), self.dir.join(marker_name(w, generation))] {
+                for path in [
+                    self.path(w, generation),
+                    self.dir.join(marker_name(w, generation)),
+                    self.dir.join(super::sealed::idx_name(w, generation)),
+                ] {
                     match fs::remove_file(path) {
                         Ok(()) => {}
                         Err(e) if e.kind() == io::ErrorKind::NotFound => {}

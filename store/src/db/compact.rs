@@ -2,9 +2,12 @@
 //! into blocks of up to [`BLOCK_MAX_SAMPLES`] samples, re-encoded with the closed-chunk codecs and
 //! written to the window's next payload-file generation. Bigger blocks compress better
 //! (`reference/tsdb-performance.md` §4.4: 120 → 720+ samples ≈ 1.4x smaller) and need fewer index
-//! entries. Crash safety: new blocks and pointers are made durable (file sync, sled flush) before
-//! the merged chunks' keys are deleted, and the old file generation is only deleted one pass
-//! later; an interruption leaves overlapping chunks, which queries merge by timestamp.
+//! entries; blocks of at least 256 samples also try the split value coding (`split.rs`). Crash
+//! safety: new blocks are made durable (file sync) before the merged chunks' pointers are
+//! dropped, the generation's index file (`sealed.rs`) is written last, and the old file
+//! generation is only deleted one pass later; an interruption leaves the new generation without
+//! an index, whose records the next start finds by scanning next to the old ones (overlapping
+//! chunks, which queries merge by timestamp) and seals again.
 
 use std::sync::atomic::Ordering;
 
@@ -19,7 +22,7 @@ use crate::error::StoreError;
 /// well under sled's 128 KiB blob threshold.
 pub const BLOCK_MAX_SAMPLES: usize = 8192;
 
-/// Series handled between two sled flushes.
+/// Series handled between two syncs of the new generation.
 const SERIES_PER_BATCH: usize = 1000;
 
 /// What one compaction pass did.
@@ -63,7 +66,7 @@ impl Engine {
                     self.disk.remove_chunk(k)?;
                 }
             }
-            self.disk.files.finish_seal(w)?;
+            self.disk.finish_seal(w)?;
         }
         self.metrics.compacted_chunks.inc_by(report.chunks_merged);
         if report.chunks_merged > 0 {

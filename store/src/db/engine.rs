@@ -65,7 +65,12 @@ impl Engine {
     pub fn open(config: StoreConfig, registry: &SharedRegistry) -> Result<Engine, StoreError> {
         let started = Instant::now();
         std::fs::create_dir_all(&config.data_dir)?;
-        let disk = Disk::open(&sled_dir(&config), &config.data_dir.join("chunks"), config.engine.cache_capacity_bytes)?;
+        let disk = Disk::open(
+            &sled_dir(&config),
+            &config.data_dir.join("chunks"),
+            config.engine.cache_capacity_bytes,
+            config.engine.index_vacuum_ratio,
+        )?;
         let metrics = Metrics::new();
         metrics.register(registry);
         let mut shards: Vec<Shard> = (0..SHARDS).map(|_| Shard::default()).collect();
@@ -83,6 +88,7 @@ impl Engine {
             shards[shard_of_ref(row.sref)].insert(row.sref, s);
         }
         let mut active = 0i64;
+        disk.init_heads()?;
         for (sref, snap) in disk.load_heads()? {
             let head = XorChunk::from_snapshot(&snap);
             match (shards[shard_of_ref(sref)].series.get_mut(&sref), head) {

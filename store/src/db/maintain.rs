@@ -129,7 +129,7 @@ impl Engine {
             }
         }
         self.disk.remove_series_rows(&removed)?;
-        self.disk.files.remove_windows_before(cutoff)?;
+        self.disk.remove_windows_before(cutoff)?;
         self.metrics.chunks.dec_by(report.chunks_dropped as i64);
         self.metrics.retention_chunks.inc_by(report.chunks_dropped);
         self.metrics.retention_series.inc_by(report.series_dropped);

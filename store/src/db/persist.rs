@@ -1,30 +1,30 @@
-//! What the store keeps in sled 0.34.7 (`reference/tsdb-performance.md` §5.3): few trees,
-//! fixed-width big-endian keys, values compressed by us, never one key per sample.
+//! Where the store's chunks are, and what it keeps in sled 0.34.7 (`reference/tsdb-performance.md`
+//! §5.3): few trees, values compressed by us, never one key per sample or per chunk.
 //!
 //! - `series_batches`, `postings_batches`, `state`: the series catalog, a few large values
 //!   (see `catalog.rs`).
-//! - `chunks`: `ref u64 BE | max_t (sign-flipped) u64 BE` → closed chunk (see `chunk.rs`): the
-//!   series-major layout keyed by the chunk's *end* (§5.3 item 4), so `range((ref, start)..)` lands
-//!   on the first chunk that can hold `start`, retention deletes a plain key range, and old data
-//!   never slows down queries for recent data. Every chunk lies inside one [`BLOCK_WINDOW_MS`]
-//!   window, which bounds how far past `end` a scan must look.
-//!   The value is a pointer into the chunk payload files (`chunkfile.rs`):
-//!   `0x10 | varint window | uvarint generation | uvarint offset | uvarint length | varint min_t`
-//!   (inline chunk values are still read, for stores written before the payload files).
-//!   Only compacted blocks of sealed windows get a pointer here (about one per series per
-//!   window). The chunks of windows that are still open live in [`Disk`]'s in-memory map under
-//!   the same keys and are rebuilt at startup by scanning their self-describing records
-//!   ([`ChunkFiles::scan`]): inserting and then deleting one sled key per 120-sample chunk made
-//!   sled's files grow to several times their live data (sled 0.34 collects garbage poorly).
+//! - Chunks are addressed by `(ref, max_t sign-flipped)`: the series-major layout keyed by the
+//!   chunk's *end* (§5.3 item 4), so a range lookup from `(ref, start)` lands on the first chunk
+//!   that can hold `start`. Every chunk lies inside one [`BLOCK_WINDOW_MS`] window, which bounds
+//!   how far past `end` a lookup must look. Payloads live in the chunk files (`chunkfile.rs`).
+//! - Compacted blocks of sealed windows are found through each window's index file
+//!   (`sealed.rs`); chunks of windows that are still open, and blocks of a seal in progress, in
+//!   [`Disk`]'s in-memory map, rebuilt at startup by scanning their self-describing records
+//!   ([`ChunkFiles::scan`]). Neither uses sled: it stores about 200 bytes per small key however
+//!   it is written, and far more under insert/delete churn (sled 0.34 collects garbage poorly).
+//! - `chunks`: the sled tree of the previous layout, `ref u64 BE | max_t (sign-flipped) u64 BE`
+//!   → `0x10 | varint window | uvarint generation | uvarint offset | uvarint length | varint
+//!   min_t` (or an inline chunk), still read and emptied as its windows are sealed again.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use parking_lot::RwLock;
 
-use super::bits::{ByteReader, put_uvarint, put_varint};
+use super::bits::ByteReader;
 use super::chunk;
-use super::chunkfile::{ChunkFiles, FLAG_OPEN};
+use super::chunkfile::{ChunkFiles, FLAG_OPEN, FLAG_SEALED};
+use super::sealed::{SealedEntry, SealedIndex};
 use crate::error::StoreError;
 
 /// Longest time range one head chunk may cover before it is closed.
@@ -53,17 +53,8 @@ struct Pointer {
     offset: u64,
     len: usize,
     min_t: i64,
-}
-
-fn encode_pointer(window: i64, generation: u32, offset: u64, len: usize, min_t: i64) -> Vec<u8> {
-    let mut v = Vec::with_capacity(24);
-    v.push(POINTER);
-    put_varint(&mut v, window);
-    put_uvarint(&mut v, generation as u64);
-    put_uvarint(&mut v, offset);
-    put_uvarint(&mut v, len as u64);
-    put_varint(&mut v, min_t);
-    v
+    /// A compacted block of a seal in progress (its window's index file is not written yet).
+    sealed: bool,
 }
 
 fn decode_pointer(v: &[u8]) -> Option<Pointer> {
@@ -77,6 +68,7 @@ fn decode_pointer(v: &[u8]) -> Option<Pointer> {
         offset: r.uvarint()?,
         len: usize::try_from(r.uvarint()?).ok()?,
         min_t: r.varint()?,
+        sealed: true,
     })
 }
 
@@ -123,6 +115,9 @@ pub struct StoredChunk {
 /// A chunk's key (as in the `chunks` tree) and payload.
 pub type KeyedChunk = ([u8; 16], Vec<u8>);
 
+/// A chunk's key (ref, flipped max_t) and where it is.
+type KeyedPointer = ((u64, u64), Pointer);
+
 /// In-memory pointers to the chunks of open windows, by (ref, flipped max_t) like the sled keys.
 type OpenChunks = BTreeMap<(u64, u64), Pointer>;
 
@@ -131,6 +126,8 @@ const OPEN_SHARDS: usize = 16;
 
 pub struct Disk {
     pub files: ChunkFiles,
+    /// Blocks of sealed windows (`sealed.rs`).
+    sealed: SealedIndex,
     open: Box<[RwLock<OpenChunks>]>,
     db: sled::Db,
     /// See `catalog.rs`.
@@ -177,25 +174,50 @@ pub(super) fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(what.to_string())
 }
 
-impl Disk {
-    pub fn open(path: &Path, chunk_dir: &Path, cache_capacity: u64) -> Result<Disk, StoreError> {
-        let config = sled::Config::new()
-            .path(path)
-            .cache_capacity(cache_capacity)
-            // Durability comes from our WAL; sled is flushed at checkpoints (see db.rs).
-            .flush_every_ms(None);
-        // sled's background I/O threads can hold its lock file for a moment after the previous
-        // handle in this process was dropped (a restart in tests or after `close`): retry briefly.
-        let mut attempt = 0;
-        let db = loop {
-            match config.open() {
-                Err(sled::Error::Io(e)) if attempt < 50 && e.to_string().contains("could not acquire lock") => {
-                    attempt += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(100));
-                }
-                r => break r?,
+/// Opens sled at `path`. Its background I/O threads can hold the lock file for a moment after the
+/// previous handle in this process was dropped (a restart in tests, after `close`, or a vacuum):
+/// retry briefly.
+fn open_sled(path: &Path, cache_capacity: u64) -> Result<sled::Db, StoreError> {
+    let config = sled::Config::new()
+        .path(path)
+        .cache_capacity(cache_capacity)
+        // Durability comes from our WAL; sled is flushed at checkpoints (see db.rs).
+        .flush_every_ms(None);
+    let mut attempt = 0;
+    loop {
+        match config.open() {
+            Err(sled::Error::Io(e)) if attempt < 50 && e.to_string().contains("could not acquire lock") => {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(100));
             }
-        };
+            r => return Ok(r?),
+        }
+    }
+}
+
+impl Disk {
+    /// Opens the index at `path` and the payload files in `chunk_dir`. With `vacuum_ratio` > 0,
+    /// an index whose files exceed that multiple of its live entries is first rewritten
+    /// (`vacuum.rs`).
+    pub fn open(path: &Path, chunk_dir: &Path, cache_capacity: u64, vacuum_ratio: f64) -> Result<Disk, StoreError> {
+        super::vacuum::recover(path)?;
+        let mut db = open_sled(path, cache_capacity)?;
+        let on_disk = db.size_on_disk()?;
+        if super::vacuum::worth_it(on_disk, 0, vacuum_ratio) {
+            let live = super::vacuum::live_bytes(&db)?;
+            if super::vacuum::worth_it(on_disk, live, vacuum_ratio) {
+                let started = std::time::Instant::now();
+                let (before, after) = super::vacuum::run(db, path)?;
+                tracing::info!(
+                    before_bytes = before,
+                    after_bytes = after,
+                    live_bytes = live,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "Rewrote the index without sled's superseded pages."
+                );
+                db = open_sled(path, cache_capacity)?;
+            }
+        }
         // The layout before the series catalog and self-describing chunk records kept one sled
         // key per series in `series`; its chunk files have no record headers and a scan would
         // cut them off. Refuse rather than lose data.
@@ -208,10 +230,25 @@ impl Disk {
             )));
         }
         let files = ChunkFiles::open(chunk_dir)?;
+        let (sealed, indexed) = SealedIndex::open(chunk_dir, cache_capacity as usize)?;
         let open: Box<[RwLock<OpenChunks>]> = (0..OPEN_SHARDS).map(|_| RwLock::new(BTreeMap::new())).collect();
         let mut rebuilt = 0usize;
+        let chunks = db.open_tree("chunks")?;
+        // Stores written before the index files kept sealed blocks' pointers in sled.
+        let legacy = !chunks.is_empty();
         for f in files.scan()? {
-            if f.flags != FLAG_OPEN {
+            // Records of a generation with an index file are in it (sealed blocks) or were
+            // rewritten into it (open chunks of older generations); open chunks appended after
+            // the seal, and every record of a seal that did not finish, are not.
+            let covered = indexed.get(&f.window).copied();
+            let take = match (f.flags, covered) {
+                (FLAG_SEALED, None) => !legacy,
+                (_, None) => true,
+                (FLAG_OPEN, Some(g)) => f.generation >= g,
+                (FLAG_SEALED, Some(g)) => f.generation > g,
+                _ => false,
+            };
+            if !take {
                 continue;
             }
             let p = Pointer {
@@ -220,6 +257,7 @@ impl Disk {
                 offset: f.offset,
                 len: f.len as usize,
                 min_t: f.min_t,
+                sealed: f.flags == FLAG_SEALED,
             };
             open[f.sref as usize % OPEN_SHARDS].write().insert((f.sref, flip(f.max_t)), p);
             rebuilt += 1;
@@ -229,12 +267,13 @@ impl Disk {
         }
         Ok(Disk {
             files,
+            sealed,
             open,
             series: db.open_tree("series_batches")?,
             postings: db.open_tree("postings_batches")?,
             state: db.open_tree("state")?,
             catalog: Default::default(),
-            chunks: db.open_tree("chunks")?,
+            chunks,
             db,
         })
     }
@@ -247,16 +286,24 @@ impl Disk {
             self.chunks.remove(k)?;
             n += 1;
         }
-        let mut open = self.open_shard(sref).write();
-        let keys: Vec<(u64, u64)> = open.range((sref, 0)..=(sref, u64::MAX)).map(|(k, _)| *k).collect();
-        for k in keys {
-            open.remove(&k);
-            n += 1;
+        {
+            let mut open = self.open_shard(sref).write();
+            let keys: Vec<(u64, u64)> = open.range((sref, 0)..=(sref, u64::MAX)).map(|(k, _)| *k).collect();
+            for k in keys {
+                open.remove(&k);
+                n += 1;
+            }
+        }
+        for w in self.sealed.windows_in(i64::MIN, i64::MAX) {
+            for (_, e) in self.sealed.series_in(w, sref)? {
+                self.sealed.remove(sref, e.max_t)?;
+                n += 1;
+            }
         }
         Ok(n)
     }
 
-    /// Stores a closed chunk: payload into its window's file, pointer into sled.
+    /// Stores a closed chunk: payload into its window's file, pointer into the in-memory map.
     pub fn put_chunk(&self, sref: u64, max_t: i64, bytes: &[u8]) -> Result<(), StoreError> {
         self.put_chunk_inner(sref, max_t, bytes, false)
     }
@@ -274,19 +321,13 @@ impl Disk {
         let window = window_of(max_t);
         let min_t = chunk::min_t_unchecked(bytes).unwrap_or(max_t);
         let len = bytes.len();
-        if seal {
-            let r = self.files.append(window, sref, bytes, true, |generation, offset| {
-                self.chunks.insert(chunk_key(sref, max_t), encode_pointer(window, generation, offset, len, min_t))
-            })?;
-            r?;
-            // The sled pointer replaces an open chunk stored under the same key.
-            self.open_shard(sref).write().remove(&(sref, flip(max_t)));
-        } else {
-            self.files.append(window, sref, bytes, false, |generation, offset| {
-                let p = Pointer { window, generation, offset, len, min_t };
-                self.open_shard(sref).write().insert((sref, flip(max_t)), p);
-            })?;
-        }
+        // A compacted block stays in the in-memory map (flagged sealed) until its window's seal
+        // finishes and writes the index file (`finish_seal`); it replaces an open chunk stored
+        // under the same key.
+        self.files.append(window, sref, bytes, seal, |generation, offset| {
+            let p = Pointer { window, generation, offset, len, min_t, sealed: seal };
+            self.open_shard(sref).write().insert((sref, flip(max_t)), p);
+        })?;
         Ok(())
     }
 
@@ -302,12 +343,63 @@ impl Disk {
         }
     }
 
-    /// Removes a chunk's pointer (sled or open-window map).
+    /// Removes a chunk's pointer (open-window map, a sealed window's index until the window is
+    /// sealed again, or a legacy sled pointer).
     pub fn remove_chunk(&self, key: &[u8]) -> Result<(), StoreError> {
         let k = key_parts(key)?;
-        self.open_shard(k.0).write().remove(&k);
+        if self.open_shard(k.0).write().remove(&k).is_none() {
+            self.sealed.remove(k.0, (k.1 ^ (1 << 63)) as i64)?;
+        }
         self.chunks.remove(key)?;
         Ok(())
+    }
+
+    /// Finishes sealing `window`: writes the index file of its live generation from the blocks
+    /// compaction wrote (all synced by then), drops them from the in-memory map, and marks the
+    /// generation sealed unless open chunks arrived meanwhile. The caller holds the compaction
+    /// lock.
+    pub fn finish_seal(&self, window: i64) -> Result<(), StoreError> {
+        let Some(generation) = self.files.generation(window) else { return Ok(()) };
+        let mut entries: Vec<SealedEntry> = Vec::new();
+        for shard in self.open.iter() {
+            for ((sref, fmax), p) in shard.read().iter() {
+                if p.sealed && p.window == window && p.generation == generation {
+                    let len = u32::try_from(p.len).map_err(|_| corrupt("block length"))?;
+                    entries.push(SealedEntry {
+                        sref: *sref,
+                        max_t: (fmax ^ (1 << 63)) as i64,
+                        min_t: p.min_t,
+                        offset: p.offset,
+                        len,
+                    });
+                }
+            }
+        }
+        self.sealed.install(window, generation, entries)?;
+        for shard in self.open.iter() {
+            shard.write().retain(|_, p| !(p.sealed && p.window == window && p.generation == generation));
+        }
+        self.files.finish_seal(window)?;
+        Ok(())
+    }
+
+    /// Blocks of `sref` in sealed windows `[lo_w, hi_w]`, as keys and pointers, ascending.
+    fn sealed_range(&self, sref: u64, lo_w: i64, hi_w: i64) -> Result<Vec<KeyedPointer>, StoreError> {
+        let mut out = Vec::new();
+        for w in self.sealed.windows_in(lo_w, hi_w) {
+            for (generation, e) in self.sealed.series_in(w, sref)? {
+                let p = Pointer {
+                    window: w,
+                    generation,
+                    offset: e.offset,
+                    len: e.len as usize,
+                    min_t: e.min_t,
+                    sealed: true,
+                };
+                out.push(((sref, flip(e.max_t)), p));
+            }
+        }
+        Ok(out)
     }
 
     /// Open-window pointers of `sref` with keys in `[lo, hi]`.
@@ -333,6 +425,11 @@ impl Disk {
                 out.push(StoredChunk { location, bytes: self.resolve(&v) });
             }
         }
+        for ((_, fmax), p) in self.sealed_range(sref, window_of(start), window_of(end))? {
+            if p.min_t <= end && fmax >= flip(start) {
+                out.push(StoredChunk { location: ChunkLocation::from(p), bytes: self.read_pointer(&p) });
+            }
+        }
         for (_, p) in self.open_range(sref, flip(start), flip(end.saturating_add(BLOCK_WINDOW_MS))) {
             if p.min_t <= end {
                 out.push(StoredChunk { location: ChunkLocation::from(p), bytes: self.read_pointer(&p) });
@@ -350,6 +447,11 @@ impl Disk {
             out.push((key, self.resolve(&v)?));
         }
         if hi > lo {
+            for (k, p) in self.sealed_range(sref, window_of(lo), window_of(hi - 1))? {
+                if k.1 >= flip(lo) && k.1 < flip(hi) {
+                    out.push((key_bytes(k), self.read_pointer(&p)?));
+                }
+            }
             for (k, p) in self.open_range(sref, flip(lo), flip(hi) - 1) {
                 out.push((key_bytes(k), self.read_pointer(&p)?));
             }
@@ -364,7 +466,7 @@ impl Disk {
         if deleted.is_empty() {
             return 0;
         }
-        let mut n = 0;
+        let mut n = self.sealed.forget_deleted(deleted);
         for shard in self.open.iter() {
             shard.write().retain(|_, p| {
                 let gone = deleted.iter().any(|(w, g)| p.window == *w && p.generation <= *g);
@@ -409,17 +511,39 @@ impl Disk {
         if let Some(m) = open_first {
             first = Some(first.map_or(m, |f: i64| f.min(m)));
         }
+        // Sealed windows go whole (their index files are immutable): blocks in windows ending at
+        // or before `cutoff` count as dropped (`remove_windows_before` deletes them in the same
+        // pass); the earliest window still holding the series gives its first kept start.
+        let whole_before = |w: i64| w.saturating_add(1).saturating_mul(BLOCK_WINDOW_MS) <= cutoff;
+        for w in self.sealed.windows_in(i64::MIN, i64::MAX) {
+            let blocks = self.sealed.series_in(w, sref)?;
+            if whole_before(w) {
+                for (_, e) in &blocks {
+                    self.sealed.remove(sref, e.max_t)?;
+                }
+                dropped += blocks.len() as u64;
+            } else if let Some(m) = blocks.iter().map(|(_, e)| e.min_t).min() {
+                first = Some(first.map_or(m, |f: i64| f.min(m)));
+                break;
+            }
+        }
         Ok((dropped, first))
     }
 
-    /// Number of chunk pointers in sled (compacted blocks of sealed windows).
-    pub fn sled_chunk_count(&self) -> usize {
-        self.chunks.len()
+    /// Deletes the payload and index files of windows that end at or before `cutoff` (retention).
+    pub fn remove_windows_before(&self, cutoff: i64) -> Result<usize, StoreError> {
+        self.sealed.drop_windows_before(cutoff);
+        Ok(self.files.remove_windows_before(cutoff)?)
     }
 
-    /// Number of stored chunks (sled pointers and open-window chunks).
+    /// Number of blocks of sealed windows (in index files, or legacy sled pointers).
+    pub fn sealed_chunk_count(&self) -> usize {
+        self.chunks.len() + self.sealed.count()
+    }
+
+    /// Number of stored chunks (sealed blocks and the in-memory map's chunks).
     pub fn chunk_count(&self) -> usize {
-        self.chunks.len() + self.open.iter().map(|s| s.read().len()).sum::<usize>()
+        self.sealed_chunk_count() + self.open.iter().map(|s| s.read().len()).sum::<usize>()
     }
 
     /// Every stored chunk as (series ref, payload or read error), for fsck and tests.
@@ -428,6 +552,9 @@ impl Disk {
             let (k, v) = kv?;
             let sref = key_parts(&k).map(|p| p.0).unwrap_or(u64::MAX);
             f(sref, self.resolve(&v));
+        }
+        for (window, generation, e) in self.sealed.all()? {
+            f(e.sref, Ok(self.files.read(window, generation, e.offset, e.len as usize)?));
         }
         for shard in self.open.iter() {
             let list: Vec<((u64, u64), Pointer)> = shard.read().iter().map(|(k, p)| (*k, *p)).collect();
@@ -442,7 +569,9 @@ impl Disk {
     /// durable pointer refers to bytes that are not).
     pub fn flush(&self) -> Result<usize, StoreError> {
         self.files.sync()?;
-        Ok(self.db.flush()?)
+        let n = self.db.flush()?;
+        self.delete_stale_heads();
+        Ok(n)
     }
 
     /// sled's files plus the chunk payload files.

@@ -34,7 +34,7 @@ fn open_window_references_are_rebuilt_from_chunk_files() {
         // only as records in the files, with no pointer in sled.
         db.checkpoint().expect("checkpoint");
         assert!(db.engine.disk.chunk_count() >= 10, "chunks were cut");
-        assert_eq!(db.engine.disk.sled_chunk_count(), 0, "open-window chunks have no sled pointer");
+        assert_eq!(db.engine.disk.sealed_chunk_count(), 0, "open-window chunks have no sled pointer");
         assert_eq!(db.stats().wal_bytes, 0, "WAL truncated");
     }
     let (db, reg) = open(cfg(d.path()));
@@ -66,14 +66,16 @@ fn crash_in_the_middle_of_a_compaction_loses_and_duplicates_nothing() {
         let r = db.compact().expect("compact");
         assert!(r.chunks_merged > 0 && r.blocks_written > 0, "{r:?}");
         // One pointer per series and sealed window, not one per chunk.
-        assert_eq!(db.engine.disk.sled_chunk_count(), 5 * 2);
+        assert_eq!(db.engine.disk.sealed_chunk_count(), 5 * 2);
         // Dropped without close: a crash right after the last batch was made durable.
     }
-    // Undo the seal's last step: the markers were never written, so the old generations (still
-    // on disk, retired only by the next pass) are scanned again next to the new ones.
+    // Undo the seal's last steps: the index files and markers were never written, so the old
+    // generations (still on disk, retired only by the next pass) are scanned again next to the
+    // new ones, whose blocks are found by their records.
     let before = files(d.path());
     assert!(before.iter().any(|f| f.ends_with("-g0.dat")) && before.iter().any(|f| f.ends_with("-g1.dat")));
-    for f in before.iter().filter(|f| f.ends_with(".sealed")) {
+    assert!(before.iter().any(|f| f.ends_with("-g1.idx")), "{before:?}");
+    for f in before.iter().filter(|f| f.ends_with(".sealed") || f.ends_with(".idx")) {
         std::fs::remove_file(d.path().join("chunks").join(f)).expect("rm marker");
     }
     {
@@ -91,8 +93,8 @@ fn crash_in_the_middle_of_a_compaction_loses_and_duplicates_nothing() {
     let (db, _) = open(cfg(d.path()));
     let got = select_all(&db, "c", i64::MIN, i64::MAX);
     assert_eq!(got.iter().map(|s| s.1.clone()).collect::<Vec<_>>(), want);
-    assert_eq!(db.engine.disk.chunk_count(), db.engine.disk.sled_chunk_count(), "everything sealed by close");
-    assert!(db.engine.disk.sled_chunk_count() <= 5 * 3);
+    assert_eq!(db.engine.disk.chunk_count(), db.engine.disk.sealed_chunk_count(), "everything sealed by close");
+    assert!(db.engine.disk.sealed_chunk_count() <= 5 * 3);
 }
 
 #[test]
@@ -165,7 +167,7 @@ fn churn_child() {
     // until it has, so the abort lands while checkpoints and compactions keep running over
     // sealed and unsealed windows alike.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while db.engine.disk.sled_chunk_count() == 0 && std::time::Instant::now() < deadline {
+    while db.engine.disk.sealed_chunk_count() == 0 && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     std::process::abort();
@@ -200,7 +202,7 @@ fn acknowledged_batches_survive_abort_during_checkpoints_and_compaction() {
         }
         assert_eq!(got.len(), 3);
         assert!(db.fsck().expect("fsck").is_clean(), "round {round}");
-        assert!(db.engine.disk.sled_chunk_count() > 0, "compaction sealed windows before the abort");
+        assert!(db.engine.disk.sealed_chunk_count() > 0, "compaction sealed windows before the abort");
     }
 }
 
