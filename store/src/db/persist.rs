@@ -177,7 +177,7 @@ pub(super) fn corrupt(what: &str) -> StoreError {
 /// Opens sled at `path`. Its background I/O threads can hold the lock file for a moment after the
 /// previous handle in this process was dropped (a restart in tests, after `close`, or a vacuum):
 /// retry briefly.
-fn open_sled(path: &Path, cache_capacity: u64) -> Result<sled::Db, StoreError> {
+pub(super) fn open_sled(path: &Path, cache_capacity: u64) -> Result<sled::Db, StoreError> {
     let config = sled::Config::new()
         .path(path)
         .cache_capacity(cache_capacity)
@@ -230,7 +230,10 @@ impl Disk {
             )));
         }
         let files = ChunkFiles::open(chunk_dir)?;
-        let (sealed, indexed) = SealedIndex::open(chunk_dir, cache_capacity as usize)?;
+        let (sealed, indexed, damaged) = SealedIndex::open(chunk_dir, cache_capacity as usize)?;
+        for w in damaged {
+            files.mark_unsealed(w);
+        }
         let open: Box<[RwLock<OpenChunks>]> = (0..OPEN_SHARDS).map(|_| RwLock::new(BTreeMap::new())).collect();
         let mut rebuilt = 0usize;
         let chunks = db.open_tree("chunks")?;

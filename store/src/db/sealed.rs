@@ -111,13 +111,6 @@ fn decode(path: &Path, window: i64, bytes: &[u8]) -> io::Result<Vec<SealedEntry>
     Ok(out)
 }
 
-fn read_count(path: &Path) -> io::Result<usize> {
-    let mut head = [0u8; 19];
-    let n = io::Read::read(&mut File::open(path)?, &mut head)?;
-    let mut r = ByteReader::new(head.get(9..n).unwrap_or(&[]));
-    r.uvarint().map(|c| c as usize).ok_or_else(|| corrupt(path, "count"))
-}
-
 struct Slot {
     generation: u32,
     count: usize,
@@ -137,9 +130,11 @@ pub struct SealedIndex {
 }
 
 impl SealedIndex {
-    /// Registers the newest index file of every window in `dir` (reading only their headers).
-    /// Returns the index's view and, per window, the generation its index covers.
-    pub fn open(dir: &Path, budget: usize) -> io::Result<(SealedIndex, HashMap<i64, u32>)> {
+    /// Registers the newest index file of every window in `dir`, each verified (checksum and
+    /// entries) but not kept in memory. Returns the index's view, per window the generation its
+    /// index covers, and the windows whose newest index file is damaged: those are left out (a
+    /// scan then finds their blocks by their records) and should be sealed again.
+    pub fn open(dir: &Path, budget: usize) -> io::Result<(SealedIndex, HashMap<i64, u32>, Vec<i64>)> {
         let mut newest: HashMap<i64, u32> = HashMap::new();
         for e in fs::read_dir(dir)? {
             let name = e?.file_name();
@@ -151,10 +146,21 @@ impl SealedIndex {
             *slot = (*slot).max(g);
         }
         let mut windows = BTreeMap::new();
+        let mut damaged = Vec::new();
         for (w, g) in &newest {
-            let count = read_count(&dir.join(idx_name(*w, *g)))?;
-            windows.insert(*w, Slot { generation: *g, count, loaded: None, used: AtomicU64::new(0) });
+            let path = dir.join(idx_name(*w, *g));
+            match fs::read(&path).and_then(|b| decode(&path, *w, &b)) {
+                Ok(entries) => {
+                    let slot = Slot { generation: *g, count: entries.len(), loaded: None, used: AtomicU64::new(0) };
+                    windows.insert(*w, slot);
+                }
+                Err(e) => {
+                    tracing::error!(file = %path.display(), error = %e, "Damaged block index; the window's blocks are found by scanning its chunk file and it is sealed again.");
+                    damaged.push(*w);
+                }
+            }
         }
+        newest.retain(|w, _| !damaged.contains(w));
         let index = SealedIndex {
             dir: dir.to_path_buf(),
             windows: RwLock::new(windows),
@@ -162,7 +168,7 @@ impl SealedIndex {
             budget,
             clock: AtomicU64::new(1),
         };
-        Ok((index, newest))
+        Ok((index, newest, damaged))
     }
 
     /// Writes (durably) and installs the index of `window`'s generation `generation`; blocks
@@ -322,7 +328,7 @@ mod tests {
     #[test]
     fn installed_indexes_load_after_reopen_and_survive_eviction() {
         let tmp = tempfile::tempdir().expect("tmp");
-        let (idx, _) = SealedIndex::open(tmp.path(), 1 << 20).expect("open");
+        let (idx, _, _) = SealedIndex::open(tmp.path(), 1 << 20).expect("open");
         let mut a: Vec<SealedEntry> =
             (0..500).flat_map(|s| [entry(s * 16 + 3, 4, 1), entry(s * 16 + 3, 4, 0)]).collect();
         a.reverse();
@@ -337,7 +343,7 @@ mod tests {
         assert!(idx.series_in(6, 3).expect("read").is_empty());
 
         // Reopen with a budget of one entry: every read loads from the file again.
-        let (idx, newest) = SealedIndex::open(tmp.path(), 40).expect("reopen");
+        let (idx, newest, _) = SealedIndex::open(tmp.path(), 40).expect("reopen");
         assert_eq!(newest, HashMap::from([(4, 2), (5, 0)]));
         assert_eq!(idx.count(), 1001);
         assert_eq!(idx.series_in(5, 19).expect("read").len(), 1);
@@ -350,7 +356,7 @@ mod tests {
     #[test]
     fn removed_blocks_hide_until_the_next_seal() {
         let tmp = tempfile::tempdir().expect("tmp");
-        let (idx, _) = SealedIndex::open(tmp.path(), 1 << 20).expect("open");
+        let (idx, _, _) = SealedIndex::open(tmp.path(), 1 << 20).expect("open");
         idx.install(1, 0, vec![entry(3, 1, 0), entry(3, 1, 1)]).expect("install");
         assert!(idx.remove(3, entry(3, 1, 0).max_t).expect("remove"));
         assert!(!idx.remove(3, 12345).expect("remove"));
@@ -362,15 +368,17 @@ mod tests {
     #[test]
     fn damaged_files_are_refused() {
         let tmp = tempfile::tempdir().expect("tmp");
-        let (idx, _) = SealedIndex::open(tmp.path(), 0).expect("open");
+        let (idx, _, _) = SealedIndex::open(tmp.path(), 0).expect("open");
         idx.install(2, 0, vec![entry(3, 2, 0), entry(5, 2, 0)]).expect("install");
         let path = tmp.path().join(idx_name(2, 0));
         let mut bytes = fs::read(&path).expect("read");
         let last = bytes.len() - 1;
         bytes[last] ^= 0x10;
         fs::write(&path, &bytes).expect("write");
-        let (idx, _) = SealedIndex::open(tmp.path(), 0).expect("reopen");
-        let err = idx.series_in(2, 3).expect_err("checksum");
+        let (idx, newest, damaged) = SealedIndex::open(tmp.path(), 0).expect("reopen");
+        assert_eq!((newest.len(), damaged), (0, vec![2]), "left out, to be found by scanning");
+        assert!(idx.series_in(2, 3).expect("read").is_empty());
+        let err = decode(&path, 2, &bytes).expect_err("checksum");
         assert!(err.to_string().contains("checksum"), "{err}");
         for cut in 0..bytes.len() {
             let _ = decode(&path, 2, &bytes[..cut]);

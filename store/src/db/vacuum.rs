@@ -110,8 +110,13 @@ pub fn run(db: sled::Db, dir: &Path) -> Result<(u64, u64), StoreError> {
 mod tests {
     use super::*;
 
+    /// Opens with the store's retry: sled's threads hold the lock a moment after a drop.
+    fn reopen(dir: &Path) -> sled::Db {
+        super::super::persist::open_sled(dir, 8 << 20).expect("open")
+    }
+
     fn fill(dir: &Path, rounds: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
-        let db = sled::Config::new().path(dir).flush_every_ms(None).open().expect("open");
+        let db = reopen(dir);
         let t = db.open_tree("t").expect("tree");
         // Rewrite the same keys many times: sled keeps the superseded versions around.
         for r in 0..rounds {
@@ -129,7 +134,7 @@ mod tests {
     }
 
     fn contents(dir: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
-        let db = sled::Config::new().path(dir).open().expect("reopen");
+        let db = reopen(dir);
         let t = db.open_tree("t").expect("tree");
         let mut all: Vec<(Vec<u8>, Vec<u8>)> =
             t.iter().map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).expect("kv")).collect();
@@ -142,7 +147,7 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tmp");
         let dir = tmp.path().join("index");
         let want = fill(&dir, 40);
-        let db = sled::Config::new().path(&dir).open().expect("open");
+        let db = reopen(&dir);
         let live = live_bytes(&db).expect("live");
         assert!(live >= 2000 * 304, "{live}");
         let (before, after) = run(db, &dir).expect("vacuum");
@@ -164,8 +169,8 @@ mod tests {
         assert_eq!(contents(&dir), want);
 
         // A complete copy whose swap was cut off after the old index moved aside is put in place.
-        let db = sled::Config::new().path(&dir).open().expect("open");
-        let copy = sled::Config::new().path(side(&dir, ".vacuum")).open().expect("copy");
+        let db = reopen(&dir);
+        let copy = reopen(&side(&dir, ".vacuum"));
         copy.import(db.export());
         copy.flush().expect("flush");
         drop((copy, db));
