@@ -3,10 +3,10 @@
 //! window, holding every block's (series ref, time range, offset, length) sorted by series.
 //!
 //! Why not sled keys: sled 0.34 stores about 200 bytes per small key however it is written (100k
-//! block pointers: 3.3 MB of keys and values took 20 MB of sled files, measured with
-//! `store/examples`-style copies; BENCHMARKS.md), which was 0.19 bytes per sample on the
-//! benchmark, more than the gap to VictoriaMetrics. A sealed generation never changes, so its
-//! pointers can be one immutable, zstd-compressed file (~6 bytes per block).
+//! block pointers, 3.3 MB of keys and values, took 17.6–20.4 MB of sled files, measured on a copy
+//! of the benchmark's index; BENCHMARKS.md), which was 0.19 bytes per sample on the benchmark,
+//! more than the gap to VictoriaMetrics. A sealed generation never changes, so its pointers can
+//! be one immutable, zstd-compressed file (6.3 bytes per block on the benchmark).
 //!
 //! Index files are loaded on first use and kept while they fit the cache budget (least recently
 //! used out first), so RSS does not grow with retention. Blocks removed before their window is
