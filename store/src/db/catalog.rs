@@ -303,9 +303,17 @@ impl Disk {
         Ok(())
     }
 
-    /// Deletes head snapshot files superseded by a durable newer one (after a sled flush).
-    pub(super) fn delete_stale_heads(&self) {
-        for g in std::mem::take(&mut *self.catalog.stale_heads.lock()) {
+    /// Head snapshot files superseded by a newer one whose sled record is already written (not
+    /// necessarily flushed): [`Disk::flush`] takes them before flushing sled and deletes them
+    /// after, so a file is only deleted once the record that replaced it is durable. Taking them
+    /// after the flush started could delete the file the durable record still names.
+    pub(super) fn take_stale_heads(&self) -> Vec<u64> {
+        std::mem::take(&mut *self.catalog.stale_heads.lock())
+    }
+
+    /// Deletes head snapshot files taken by [`Disk::take_stale_heads`] (after a sled flush).
+    pub(super) fn delete_heads(&self, generations: Vec<u64>) {
+        for g in generations {
             let path = self.files.dir().join(heads_name(g));
             if let Err(e) = std::fs::remove_file(&path)
                 && e.kind() != std::io::ErrorKind::NotFound

@@ -571,9 +571,11 @@ impl Disk {
     /// Makes every chunk file write and then every sled write durable (in that order, so no
     /// durable pointer refers to bytes that are not).
     pub fn flush(&self) -> Result<usize, StoreError> {
+        let stale = self.take_stale_heads();
         self.files.sync()?;
+        // If the flush fails the files stay; the next open deletes what sled does not name.
         let n = self.db.flush()?;
-        self.delete_stale_heads();
+        self.delete_heads(stale);
         Ok(n)
     }
 
