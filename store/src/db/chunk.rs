@@ -77,14 +77,19 @@ pub fn encode_with_xor(samples: &[Sample], xor: &XorChunk) -> Vec<u8> {
     put_uvarint(&mut xor_payload, xor.bit_len() as u64);
     xor_payload.extend_from_slice(xor.bytes());
     let (mut kind, mut payload) = (KIND_XOR, xor_payload);
-    if let Some(cols) = columns(samples) {
+    // The timestamp column and the decimal form of the values are computed once for every
+    // columnar candidate.
+    let values = Values::of(samples);
+    let ts = timestamp_column(samples);
+    if let Some(cols) = columns(&ts, &values) {
         let (k, cols) = maybe_zstd(cols);
         if cols.len() < payload.len() {
             (kind, payload) = (k, cols);
         }
     }
     if samples.len() >= SPLIT_MIN_SAMPLES
-        && let Some(cols) = split_columns(samples)
+        && let Values::Decimal(e, mantissas) = &values
+        && let Some(cols) = split_columns(&ts, *e, mantissas)
         && cols.len() < payload.len()
     {
         (kind, payload) = (KIND_COLUMNS, cols);
@@ -131,14 +136,41 @@ fn maybe_zstd(cols: Vec<u8>) -> (u8, Vec<u8>) {
     (KIND_COLUMNS, cols)
 }
 
-/// The columnar payload, or `None` when some value is not a short decimal.
-fn columns(samples: &[Sample]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(samples.len() * 2 + 16);
-    put_timestamps(samples, &mut out);
-    if put_const(samples, &mut out) {
-        return Some(out);
+/// The values' columnar forms: every value with the same bits, or all short decimals
+/// (`m / 10^e`), or neither (XOR only).
+enum Values {
+    Const(u64),
+    Decimal(u8, Vec<i64>),
+    Other,
+}
+
+impl Values {
+    fn of(samples: &[Sample]) -> Values {
+        let first = samples.first().map(|s| s.value.to_bits()).unwrap_or(0);
+        if samples.iter().all(|s| s.value.to_bits() == first) {
+            return Values::Const(first);
+        }
+        match decimals(samples) {
+            Some((e, m)) => Values::Decimal(e, m),
+            None => Values::Other,
+        }
     }
-    let (e, mantissas) = decimals(samples)?;
+}
+
+/// The columnar payload (values as varint deltas), or `None` when some value is not a short
+/// decimal.
+fn columns(ts: &[u8], values: &Values) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(ts.len() * 2 + 16);
+    out.extend_from_slice(ts);
+    let (e, mantissas) = match values {
+        Values::Const(bits) => {
+            out.push(V_CONST);
+            out.extend_from_slice(&bits.to_le_bytes());
+            return Some(out);
+        }
+        Values::Decimal(e, m) => (*e, m),
+        Values::Other => return None,
+    };
     let d1: Vec<i64> = mantissas.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect();
     let d2_len: usize = d1.windows(2).map(|w| uvarint_len(zigzag(w[1].wrapping_sub(w[0])))).sum::<usize>()
         + d1.first().map_or(0, |d| uvarint_len(zigzag(*d)));
@@ -146,7 +178,7 @@ fn columns(samples: &[Sample]) -> Option<Vec<u8>> {
     let use_d2 = d2_len < d1_len;
     out.push(if use_d2 { V_DELTA2 } else { V_DELTA });
     out.push(e);
-    put_varint(&mut out, mantissas[0]);
+    put_varint(&mut out, *mantissas.first()?);
     let mut prev = 0i64;
     for d in &d1 {
         if use_d2 {
@@ -160,20 +192,14 @@ fn columns(samples: &[Sample]) -> Option<Vec<u8>> {
 }
 
 /// The columnar payload with the value deltas in split coding (`split.rs`), trying first and
-/// second differences; `None` when some value is not a short decimal or the values are constant
-/// (which [`columns`] already stores in 9 bytes).
-fn split_columns(samples: &[Sample]) -> Option<Vec<u8>> {
-    let first = samples.first()?.value.to_bits();
-    if samples.iter().all(|s| s.value.to_bits() == first) {
-        return None;
-    }
-    let (e, mantissas) = decimals(samples)?;
+/// second differences of the decimal mantissas; `None` for fewer than two samples.
+fn split_columns(ts: &[u8], e: u8, mantissas: &[i64]) -> Option<Vec<u8>> {
     let d1: Vec<i64> = mantissas.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect();
     let d2: Vec<i64> = std::iter::once(*d1.first()?).chain(d1.windows(2).map(|w| w[1].wrapping_sub(w[0]))).collect();
     let mut best: Option<Vec<u8>> = None;
     for (order, deltas) in [(1u8, &d1), (2u8, &d2)] {
-        let mut out = Vec::with_capacity(samples.len() * 2 + 32);
-        put_timestamps(samples, &mut out);
+        let mut out = Vec::with_capacity(ts.len() + mantissas.len() * 2 + 32);
+        out.extend_from_slice(ts);
         out.push(V_SPLIT);
         out.push(e);
         put_varint(&mut out, mantissas[0]);
@@ -186,30 +212,22 @@ fn split_columns(samples: &[Sample]) -> Option<Vec<u8>> {
     best
 }
 
-fn put_timestamps(samples: &[Sample], out: &mut Vec<u8>) {
+/// The timestamp column: one regular delta, or zigzag delta-of-delta varints.
+fn timestamp_column(samples: &[Sample]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(samples.len() + 8);
     let deltas: Vec<i64> = samples.windows(2).map(|w| w[1].timestamp.wrapping_sub(w[0].timestamp)).collect();
     if deltas.windows(2).all(|w| w[0] == w[1]) {
         out.push(TS_REGULAR);
-        put_varint(out, deltas.first().copied().unwrap_or(0));
+        put_varint(&mut out, deltas.first().copied().unwrap_or(0));
     } else {
         out.push(TS_DOD);
         let mut prev = 0i64;
         for d in &deltas {
-            put_varint(out, d.wrapping_sub(prev));
+            put_varint(&mut out, d.wrapping_sub(prev));
             prev = *d;
         }
     }
-}
-
-/// Writes the constant value form when every value has the same bits.
-fn put_const(samples: &[Sample], out: &mut Vec<u8>) -> bool {
-    let first = samples.first().map(|s| s.value.to_bits()).unwrap_or(0);
-    if samples.iter().all(|s| s.value.to_bits() == first) {
-        out.push(V_CONST);
-        out.extend_from_slice(&first.to_le_bytes());
-        return true;
-    }
-    false
+    out
 }
 
 /// Finds one exponent `e` so that every value is exactly `m / 10^e` with integer `m`.
@@ -566,7 +584,7 @@ mod tests {
         assert_eq!(kind, KIND_COLUMNS);
         // ts mode, regular delta (15000 = 3 varint bytes), then the value mode.
         assert_eq!(enc[off + 4], V_SPLIT);
-        let varints = columns(&s).expect("decimal").len();
+        let varints = columns(&timestamp_column(&s), &Values::of(&s)).expect("decimal").len();
         assert!(enc.len() * 100 < varints * 85, "split {} vs varints {varints}", enc.len());
         assert_eq!(bits(&decode(&enc).expect("ok").1), bits(&s));
         // Short chunks (head chunks on the ingest path) do not try it.
