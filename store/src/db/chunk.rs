@@ -427,54 +427,54 @@ fn decode_columns(
             let v = f64::from_bits(r.u64_le().ok_or(bad("const"))?);
             out.extend(ts[lo..hi.max(lo)].iter().map(|t| Sample::new(*t, v)));
         }
-        mode @ (V_DELTA | V_DELTA2) => {
+        mode @ (V_DELTA | V_DELTA2 | V_SPLIT) => {
             let e = r.u8().ok_or(bad("exponent"))?;
             if e > MAX_DECIMALS {
                 return Err(bad("exponent"));
             }
-            let mut m = r.varint().ok_or(bad("mantissa"))?;
-            let mut d = 0i64;
-            for (i, t) in ts.iter().enumerate().take(hi) {
-                if i > 0 {
-                    let x = r.varint().ok_or(bad("value delta"))?;
-                    if mode == V_DELTA2 {
-                        d = d.wrapping_add(x);
-                    } else {
-                        d = x;
-                    }
-                    m = m.wrapping_add(d);
+            let m = r.varint().ok_or(bad("mantissa"))?;
+            if mode == V_SPLIT {
+                let order = r.u8().ok_or(bad("delta order"))?;
+                if order != 1 && order != 2 {
+                    return Err(bad("delta order"));
                 }
-                if i >= lo {
-                    out.push(Sample::new(*t, from_decimal(m, e)));
-                }
-            }
-        }
-        V_SPLIT => {
-            let e = r.u8().ok_or(bad("exponent"))?;
-            if e > MAX_DECIMALS {
-                return Err(bad("exponent"));
-            }
-            let mut m = r.varint().ok_or(bad("mantissa"))?;
-            let order = r.u8().ok_or(bad("delta order"))?;
-            if order != 1 && order != 2 {
-                return Err(bad("delta order"));
-            }
-            // Every delta is needed for the running sum up to `hi`; decode them all at once.
-            let mut deltas = Vec::with_capacity(n.saturating_sub(1));
-            super::split::decode(&mut r, n.saturating_sub(1), &mut deltas).map_err(bad)?;
-            let mut d = 0i64;
-            for (i, t) in ts.iter().enumerate().take(hi) {
-                if i > 0 {
-                    let x = deltas[i - 1];
-                    d = if order == 2 { d.wrapping_add(x) } else { x };
-                    m = m.wrapping_add(d);
-                }
-                if i >= lo {
-                    out.push(Sample::new(*t, from_decimal(m, e)));
-                }
+                // Split coding is not byte-aligned per number: decode every delta at once.
+                let mut deltas = Vec::with_capacity(n.saturating_sub(1));
+                super::split::decode(&mut r, n.saturating_sub(1), &mut deltas).map_err(bad)?;
+                let mut it = deltas.into_iter();
+                push_decimals(&ts[..hi], lo, e, m, order == 2, || it.next().ok_or(bad("value delta")), out)?;
+            } else {
+                let next = || r.varint().ok_or(bad("value delta"));
+                push_decimals(&ts[..hi], lo, e, m, mode == V_DELTA2, next, out)?;
             }
         }
         _ => return Err(bad("value mode")),
+    }
+    Ok(())
+}
+
+/// Rebuilds the mantissas from the first one and the deltas `next_delta` yields (first
+/// differences, or second differences with `second_order`), pushing the samples at `ts[lo..]`.
+/// Deltas before `lo` are still consumed: each mantissa depends on all earlier ones.
+fn push_decimals(
+    ts: &[i64],
+    lo: usize,
+    e: u8,
+    mut m: i64,
+    second_order: bool,
+    mut next_delta: impl FnMut() -> Result<i64, ChunkError>,
+    out: &mut Vec<Sample>,
+) -> Result<(), ChunkError> {
+    let mut d = 0i64;
+    for (i, t) in ts.iter().enumerate() {
+        if i > 0 {
+            let x = next_delta()?;
+            d = if second_order { d.wrapping_add(x) } else { x };
+            m = m.wrapping_add(d);
+        }
+        if i >= lo {
+            out.push(Sample::new(*t, from_decimal(m, e)));
+        }
     }
     Ok(())
 }

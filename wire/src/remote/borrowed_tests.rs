@@ -37,6 +37,15 @@ fn len_field(out: &mut Vec<u8>, tag: u32, body: &[u8]) {
     out.extend_from_slice(body);
 }
 
+/// A raw WriteRequest of one series holding one encoded `Label` message and no samples.
+fn one_label_request(label: &[u8]) -> Vec<u8> {
+    let mut series = Vec::new();
+    len_field(&mut series, 1, label);
+    let mut raw = Vec::new();
+    len_field(&mut raw, 1, &series);
+    raw
+}
+
 fn request() -> WriteRequest {
     WriteRequest {
         timeseries: vec![
@@ -120,10 +129,7 @@ fn skips_unknown_fields_of_every_wire_type() {
 fn refuses_what_prost_refuses() {
     let mut bad_utf8 = Vec::new();
     len_field(&mut bad_utf8, 1, b"\xff");
-    let mut series = Vec::new();
-    len_field(&mut series, 1, &bad_utf8);
-    let mut raw = Vec::new();
-    len_field(&mut raw, 1, &series);
+    let raw = one_label_request(&bad_utf8);
     assert!(matches!(WriteRequestRef::decode(&raw), Err(ProtoError::InvalidString("Label.name"))));
     assert!(!assert_agree(&raw));
 
@@ -169,10 +175,7 @@ fn utf8_is_checked_per_string() {
     label.extend_from_slice(&[b'x'; 8]);
     len_field(&mut label, 2, b"v");
     assert!(std::str::from_utf8(&label).is_ok());
-    let mut series = Vec::new();
-    len_field(&mut series, 1, &label);
-    let mut raw = Vec::new();
-    len_field(&mut raw, 1, &series);
+    let raw = one_label_request(&label);
     assert!(matches!(WriteRequestRef::decode(&raw), Err(ProtoError::InvalidString("Label.name"))));
     assert!(!assert_agree(&raw));
     // Multi-byte text in short and long labels (one- and two-byte lengths) decodes either way.
