@@ -22,6 +22,8 @@
 //!   truncation. The snapshot file is written and synced before that flush and the previous one
 //!   deleted after it. It used to be a sled value (`heads`, still read): sled kept three or more
 //!   superseded multi-MB copies of it as blob files (11 MB of a 12 MB index on the benchmark).
+//! - `state` also holds `label_hash` → one byte naming the label hash that picks the shard of
+//!   new series (1 legacy, 2 fast; see `LabelHash`), written once when the folder is first opened.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,13 +31,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::Mutex;
 
 use super::bits::{ByteReader, put_uvarint};
-use super::index::iter_encoded;
+use super::index::{LabelHash, iter_encoded};
 use super::persist::{Disk, SeriesRow, corrupt};
 use crate::error::StoreError;
 
 const KEY_RANGES: &[u8] = b"ranges";
 const KEY_HEADS: &[u8] = b"heads";
 const KEY_HEADS_GEN: &[u8] = b"heads_gen";
+const KEY_LABEL_HASH: &[u8] = b"label_hash";
 const HEADS_MAGIC: &[u8; 4] = b"CNHD";
 
 fn heads_name(generation: u64) -> String {
@@ -321,6 +324,22 @@ impl Disk {
                 tracing::warn!(file = %path.display(), error = %e, "Could not delete an old head snapshot.");
             }
         }
+    }
+
+    /// The label hash of this folder ([`LabelHash`]); `existing` says whether it already holds
+    /// data (series or WAL segments), which without a marker means the legacy hash. The choice
+    /// is recorded and flushed before any series can be created under it.
+    pub fn label_hash(&self, existing: bool) -> Result<LabelHash, StoreError> {
+        if let Some(v) = self.state.get(KEY_LABEL_HASH)? {
+            return match v.as_ref() {
+                [m] => LabelHash::from_marker(*m).ok_or_else(|| corrupt("label hash marker")),
+                _ => Err(corrupt("label hash marker")),
+            };
+        }
+        let chosen = if existing { LabelHash::Legacy } else { LabelHash::Fast };
+        self.state.insert(KEY_LABEL_HASH, &[chosen.marker()])?;
+        self.state.flush()?;
+        Ok(chosen)
     }
 
     fn heads_generation(&self) -> Result<u64, StoreError> {

@@ -13,7 +13,7 @@ use parking_lot::{Mutex, RwLock};
 
 use super::MetadataEntry;
 use super::head::{DiskCache, MemSeries, SHARD_BITS, SHARDS, Shard, shard_of_hash, shard_of_ref};
-use super::index::{Postings, decode_labels, hash_labels};
+use super::index::{LabelHash, Postings, decode_labels};
 use super::metrics::Metrics;
 use super::persist::Disk;
 use super::tombstones::{self, Tombstones};
@@ -29,6 +29,8 @@ pub struct Engine {
     pub(super) disk: Disk,
     pub(super) wal: Wal,
     pub(super) shards: Box<[Mutex<Shard>]>,
+    /// The label hash that places series in shards (fixed per data folder).
+    pub(super) label_hash: LabelHash,
     pub(super) postings: RwLock<Postings>,
     /// Next series counter; a ref is `counter << SHARD_BITS | shard`.
     pub(super) next_ref: AtomicU64,
@@ -77,8 +79,11 @@ impl Engine {
         let mut postings = Postings::default();
         let mut max_counter = 0u64;
         let mut max_time = i64::MIN;
-        for row in disk.load_series()? {
-            let hash = hash_labels(decode_labels(&row.labels).as_slice());
+        let rows = disk.load_series()?;
+        let wal_segments = wal::list_segments(&wal_dir(&config)).unwrap_or_default();
+        let label_hash = disk.label_hash(!rows.is_empty() || !wal_segments.is_empty())?;
+        for row in rows {
+            let hash = label_hash.of(decode_labels(&row.labels).as_slice());
             postings.add(row.sref as u32, &row.labels);
             let mut s = MemSeries::new(row.labels.into_boxed_slice(), hash);
             s.min_t = row.min_t;
@@ -113,6 +118,7 @@ impl Engine {
         let tombstones = Tombstones::load(disk.open_tree(tombstones::TREE)?)?;
         let engine = Engine {
             tombstones,
+            label_hash,
             wal: Wal::create(&wal_dir(&config), last_segment, config.engine.wal_segment_bytes)?,
             config: RwLock::new(Arc::new(config)),
             disk,
@@ -224,7 +230,7 @@ impl Engine {
     /// set already exists with a different ref.
     fn replay_series(&self, sref: u64, labels: Vec<u8>) -> Result<Option<u64>, StoreError> {
         let decoded = decode_labels(&labels);
-        let hash = hash_labels(decoded.as_slice());
+        let hash = self.label_hash.of(decoded.as_slice());
         if let Some(known) = self.shards[shard_of_hash(hash)].lock().find(hash, decoded.as_slice()) {
             return Ok((known != sref).then_some(known));
         }

@@ -47,7 +47,7 @@ pub fn labels_eq_encoded<L: LabelPair>(labels: &[L], enc: &[u8]) -> bool {
     // Byte comparison without UTF-8 re-validation: this runs for every series of every write.
     let mut r = ByteReader::new(enc);
     let mut field = |want: &str| match r.uvarint() {
-        Some(n) if n == want.len() as u64 => r.take(want.len()) == Some(want.as_bytes()),
+        Some(n) if n == want.len() as u64 => r.take(want.len()).is_some_and(|got| bytes_eq(got, want.as_bytes())),
         _ => false,
     };
     for l in labels {
@@ -58,8 +58,118 @@ pub fn labels_eq_encoded<L: LabelPair>(labels: &[L], enc: &[u8]) -> bool {
     r.is_empty()
 }
 
-/// A fast non-cryptographic hash of a label set (FxHash-style multiply-rotate over 8-byte words).
+/// `a == b` for slices of equal length, with short ones (most label names and values) compared
+/// as two overlapping words instead of through a `memcmp` call.
+#[inline(always)]
+fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    match n {
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        4..=7 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        _ => a == b,
+    }
+}
+
+#[inline(always)]
+fn word(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().unwrap_or_default())
+}
+
+#[inline(always)]
+fn half(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().unwrap_or_default())
+}
+
+/// A 64×64→128-bit multiply folded to 64 bits: a strong mixing step (wyhash's).
+#[inline(always)]
+fn fold_mul(a: u64, b: u64) -> u64 {
+    let r = (a as u128).wrapping_mul(b as u128);
+    (r as u64) ^ ((r >> 64) as u64)
+}
+
+const SEED: [u64; 3] = [0xa076_1d64_78bd_642f, 0xe703_7ed1_a0b4_28db, 0x8ebc_6af0_9c88_c6e3];
+
+/// A hash of one string that does not depend on anything hashed before it, so the CPU can work
+/// on all the names and values of a label set at once (only the combining in [`hash_labels`] is a
+/// chain). Short strings are read as overlapping words, without a per-byte tail loop.
+#[inline(always)]
+fn hash_field(b: &[u8]) -> u64 {
+    let n = b.len();
+    let (x, y) = match n {
+        0 => (0, 0),
+        1..=3 => (((b[0] as u64) << 16) | ((b[n / 2] as u64) << 8) | b[n - 1] as u64, 0),
+        4..=8 => (half(b, 0) as u64, half(b, n - 4) as u64),
+        9..=16 => (word(b, 0), word(b, n - 8)),
+        _ => {
+            // Two independent lanes over 16-byte steps, then the last 16 bytes.
+            let (mut p, mut q) = (SEED[1], SEED[2]);
+            let mut at = 0;
+            while at + 16 < n {
+                p = fold_mul(p ^ word(b, at), SEED[0]);
+                q = fold_mul(q ^ word(b, at + 8), SEED[1]);
+                at += 16;
+            }
+            (p ^ word(b, n - 16), q ^ word(b, n - 8))
+        }
+    };
+    // The length is mixed in by its own multiply: XORed into the words it would collide with
+    // their bytes ("101" and "10" read as the same three bytes).
+    fold_mul(SEED[1] ^ n as u64, fold_mul(x ^ SEED[0], y ^ SEED[1]))
+}
+
+/// A fast non-cryptographic hash of a label set (names and values hashed independently, then
+/// combined in order). The hash itself is never stored, but the shard bits of series references
+/// come from it (see [`LabelHash`]).
 pub fn hash_labels<L: LabelPair>(labels: &[L]) -> u64 {
+    let mut h = SEED[2];
+    for l in labels {
+        let (name, value) = (hash_field(l.name().as_bytes()), hash_field(l.value().as_bytes()));
+        h = fold_mul(h ^ name, value ^ SEED[0]);
+    }
+    h ^ (h >> 29)
+}
+
+/// Which label hash a data folder uses. Series references carry the shard their labels hashed to
+/// when they were created, so a folder keeps the hash it started with: folders from before the
+/// fast hash (no marker, but series or WAL segments present) go on with [`hash_labels_legacy`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LabelHash {
+    Legacy,
+    Fast,
+}
+
+impl LabelHash {
+    /// The marker kept in the sled `state` tree.
+    pub fn marker(self) -> u8 {
+        match self {
+            LabelHash::Legacy => 1,
+            LabelHash::Fast => 2,
+        }
+    }
+
+    pub fn from_marker(m: u8) -> Option<LabelHash> {
+        match m {
+            1 => Some(LabelHash::Legacy),
+            2 => Some(LabelHash::Fast),
+            _ => None,
+        }
+    }
+
+    #[inline]
+    pub fn of<L: LabelPair>(self, labels: &[L]) -> u64 {
+        match self {
+            LabelHash::Fast => hash_labels(labels),
+            LabelHash::Legacy => hash_labels_legacy(labels),
+        }
+    }
+}
+
+/// The label hash of data folders created before [`hash_labels`] (FxHash-style multiply-rotate
+/// over 8-byte words, one dependent chain over every byte).
+pub fn hash_labels_legacy<L: LabelPair>(labels: &[L]) -> u64 {
     let mut h: u64 = 0x243f_6a88_85a3_08d3;
     let mut mix = |bytes: &[u8]| {
         let mut chunks = bytes.chunks_exact(8);
@@ -282,6 +392,48 @@ mod tests {
         }
         assert!(!labels_eq_encoded(l.as_slice(), &e[..e.len() - 1]), "truncated encoding");
         assert!(labels_eq_encoded::<Label>(&[], &[]));
+    }
+
+    #[test]
+    fn short_and_long_fields_compare_by_every_byte() {
+        // Every length class of `bytes_eq` (1–3, 4–7, 8–16, longer), with each single byte changed.
+        for len in [1usize, 3, 4, 7, 8, 9, 16, 17, 40, 100] {
+            let value: String = (0..len).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+            let l = Labels::from_pairs([("__name__", "m"), ("v", value.as_str())]);
+            let mut e = Vec::new();
+            encode_labels(l.as_slice(), &mut e);
+            assert!(labels_eq_encoded(l.as_slice(), &e), "len {len}");
+            for at in 0..len {
+                let mut changed = value.clone().into_bytes();
+                changed[at] = b'Z';
+                let changed = String::from_utf8(changed).expect("ascii");
+                let other = Labels::from_pairs([("__name__", "m"), ("v", changed.as_str())]);
+                assert!(!labels_eq_encoded(other.as_slice(), &e), "len {len}, byte {at}");
+                assert_ne!(hash_labels(other.as_slice()), hash_labels(l.as_slice()), "len {len}, byte {at}");
+            }
+        }
+    }
+
+    #[test]
+    fn label_hashes_of_many_similar_series_do_not_collide() {
+        // Series differing in one short value, in where a name ends and its value starts, or in
+        // label order: the shapes a hash over concatenated bytes would confuse.
+        let mut seen = std::collections::HashSet::new();
+        let mut n = 0;
+        for host in 0..200 {
+            for i in 0..250 {
+                let (h, v) = (format!("host-{host}"), i.to_string());
+                for l in [
+                    Labels::from_pairs([("__name__", "cpu"), ("cpu", v.as_str()), ("instance", h.as_str())]),
+                    Labels::from_pairs([("__name__", "cpu"), ("cpu", ""), ("instance", h.as_str()), ("x", v.as_str())]),
+                    Labels::from_pairs([("__name__", "cp"), ("ucpu", v.as_str()), ("instance", h.as_str())]),
+                ] {
+                    assert!(seen.insert(hash_labels(l.as_slice())), "collision at {l:?}");
+                    n += 1;
+                }
+            }
+        }
+        assert_eq!(seen.len(), n);
     }
 
     #[test]

@@ -9,8 +9,8 @@ use crowsnest_wire::remote::borrowed::WriteRequestRef;
 use crowsnest_wire::{METRIC_NAME, Sample, TimeSeries};
 
 use super::engine::Engine;
-use super::head::{DiskCache, MemSeries, Outcome, SHARD_BITS, shard_of_hash};
-use super::index::{encode_labels, hash_labels};
+use super::head::{DiskCache, MemSeries, Outcome, SHARD_BITS, SHARDS, Shard, prefetch, shard_of_hash};
+use super::index::{LabelHash, encode_labels};
 use super::wal;
 use super::{AppendOutcome, RejectReason, Rejection};
 use crate::config::{Limits, StoreConfig, WalFsync};
@@ -88,7 +88,7 @@ impl Engine {
     /// refusal (series limits).
     fn create_series<L: LabelPair>(
         &self,
-        shard: &mut super::head::Shard,
+        shard: &mut Shard,
         sh: usize,
         hash: u64,
         labels: &[L],
@@ -151,106 +151,71 @@ impl Engine {
     }
 
     /// The append path for owned and borrowed labels alike; `total` is the number of samples.
+    ///
+    /// The series are grouped by shard (keeping their request order within a shard), so each
+    /// shard is locked once per write rather than once per series, and within a shard every
+    /// series' slot is probed before any is touched, with prefetches, so the cache misses of a
+    /// run of series overlap instead of coming one after another.
     fn append_series<'b, L: LabelPair + 'b>(
         &self,
         batch: impl Iterator<Item = (&'b [L], &'b [Sample])>,
         total: usize,
     ) -> Result<AppendOutcome, StoreError> {
-        let mut out = AppendOutcome::default();
-        let mut logged: Vec<(u64, i64, u64)> = Vec::with_capacity(total);
         let cfg = self.config();
-        let window = i64::try_from(cfg.out_of_order_window.as_millis()).unwrap_or(i64::MAX);
         let retention = i64::try_from(cfg.retention.as_millis()).unwrap_or(i64::MAX);
         let newest = self.max_time.load(Ordering::Relaxed);
-        let oldest_allowed = if newest == i64::MIN { i64::MIN } else { newest.saturating_sub(retention) };
-        let mut batch_max = i64::MIN;
-        let mut created = false;
-        for (labels, samples) in batch {
-            if samples.is_empty() {
+        let ctx = AppendCtx {
+            cfg: &cfg,
+            window: i64::try_from(cfg.out_of_order_window.as_millis()).unwrap_or(i64::MAX),
+            oldest_allowed: if newest == i64::MIN { i64::MIN } else { newest.saturating_sub(retention) },
+        };
+        let batch: Vec<(&'b [L], &'b [Sample])> = batch.filter(|(_, samples)| !samples.is_empty()).collect();
+        let groups = group_by_shard(&batch, self.label_hash);
+        let mut tally = Tally { logged: Vec::with_capacity(total), batch_max: i64::MIN, ..Tally::default() };
+        let mut slots = Vec::new();
+        // Near the series limit, which new series still fit must not depend on shard order:
+        // the write is then appended series by series in request order, as it was sent.
+        let near_limit = self.active.load(Ordering::Relaxed).saturating_add(batch.len() as i64)
+            >= cfg.limits.max_active_series as i64;
+        if near_limit {
+            let mut in_order: Vec<(usize, (u32, u64))> =
+                groups.iter().enumerate().flat_map(|(sh, g)| g.iter().map(move |&e| (sh, e))).collect();
+            in_order.sort_by_key(|(_, (i, _))| *i);
+            for (sh, entry) in in_order {
+                let mut shard = self.shards[sh].lock();
+                self.append_group(&mut shard, sh, &[entry], &batch, &ctx, &mut slots, &mut tally)?;
+            }
+            return self.finish_append(&cfg, tally);
+        }
+        // Shards another writer holds are left for a second pass rather than waited for.
+        let mut busy = Vec::new();
+        for (sh, group) in groups.iter().enumerate() {
+            if group.is_empty() {
                 continue;
             }
-            let n = samples.len() as u64;
-            let hash = hash_labels(labels);
-            let sh = shard_of_hash(hash);
-            let mut shard = self.shards[sh].lock();
-            let found = shard.find(hash, labels);
-            // Every series in the head was created below after a full `check_labels` (or replayed
-            // from the WAL record logged then), so a label set equal to one it holds is sorted,
-            // unique and well-formed; only the limits, which a reload may have lowered, are
-            // checked again. That saves the name validation for all but new series.
-            let checked =
-                if found.is_some() { check_limits(labels, &cfg.limits) } else { check_labels(labels, &cfg.limits) };
-            if let Err((reason, detail)) = checked {
-                drop(shard);
-                self.metrics.reject(reason.as_str(), n);
-                out.rejected.push(Rejection { reason, series: describe_raw(labels), detail, samples: n });
-                continue;
-            }
-            let created_now = match found {
-                Some(r) => Ok(r),
-                None => self.create_series(&mut shard, sh, hash, labels, &cfg, &mut created)?,
-            };
-            let sref = match created_now {
-                Ok(r) => r,
-                Err((reason, detail)) => {
-                    drop(shard);
-                    self.metrics.reject(reason.as_str(), n);
-                    out.rejected.push(Rejection {
-                        reason,
-                        series: SortedLabelsDisplay(labels).to_string(),
-                        detail,
-                        samples: n,
-                    });
-                    continue;
-                }
-            };
-            let Some(series) = shard.series.get_mut(&sref) else { continue };
-            let was_active = !series.head.is_empty();
-            let mut cache = DiskCache::new(&self.disk, &self.metrics);
-            let mut refused = Refused::default();
-            for s in samples {
-                let t = s.timestamp;
-                if t < oldest_allowed {
-                    refused.add(RejectReason::TooOld, || {
-                        format!("sample at {t} is older than the retention period (oldest accepted {oldest_allowed})")
-                    });
-                    continue;
-                }
-                match series.append(sref, t, s.value, Some(window), &mut cache)? {
-                    Outcome::Appended => {
-                        logged.push((sref, t, s.value.to_bits()));
-                        batch_max = batch_max.max(t);
-                    }
-                    // Logged again: the first copy may sit in the head without a WAL record
-                    // (its request failed to log, e.g. disk full, and got a 5xx), so this retry's
-                    // 2xx must make it durable itself. Replaying a duplicate is a no-op.
-                    Outcome::Duplicate => {
-                        out.duplicates += 1;
-                        logged.push((sref, t, s.value.to_bits()));
-                    }
-                    Outcome::DuplicateTimestamp => refused.add(RejectReason::DuplicateTimestamp, || {
-                        format!("a different value is already stored at {t}")
-                    }),
-                    Outcome::OutOfOrder => {
-                        let newest = series.max_t;
-                        refused.add(RejectReason::OutOfOrder, || format!("sample at {t} is older than the out-of-order window allows (newest sample of the series is at {newest})"))
-                    }
-                }
-            }
-            if !was_active && !series.head.is_empty() {
-                self.active.fetch_add(1, Ordering::Relaxed);
-            }
-            drop(shard);
-            if !refused.by_reason.is_empty() {
-                let name = SortedLabelsDisplay(labels).to_string();
-                for (reason, samples, detail) in refused.by_reason {
-                    self.metrics.reject(reason.as_str(), samples);
-                    out.rejected.push(Rejection { reason, series: name.clone(), detail, samples });
-                }
+            match self.shards[sh].try_lock() {
+                Some(mut shard) => self.append_group(&mut shard, sh, group, &batch, &ctx, &mut slots, &mut tally)?,
+                None => busy.push(sh),
             }
         }
+        for sh in busy {
+            let mut shard = self.shards[sh].lock();
+            self.append_group(&mut shard, sh, &groups[sh], &batch, &ctx, &mut slots, &mut tally)?;
+        }
+        self.finish_append(&cfg, tally)
+    }
+
+    /// Counts what a write did, logs its accepted samples as one WAL frame and (in `ack` mode)
+    /// waits for that frame to be durable.
+    fn finish_append(&self, cfg: &StoreConfig, tally: Tally) -> Result<AppendOutcome, StoreError> {
+        let Tally { logged, duplicates, mut rejected, batch_max, created } = tally;
+        rejected.sort_by_key(|(i, _)| *i);
+        let rejected: Vec<Rejection> = rejected.into_iter().map(|(_, r)| r).collect();
+        for r in &rejected {
+            self.metrics.reject(r.reason.as_str(), r.samples);
+        }
+        let out = AppendOutcome { accepted: logged.len() as u64 - duplicates, duplicates, rejected };
         self.max_time.fetch_max(batch_max, Ordering::Relaxed);
-        out.accepted = logged.len() as u64 - out.duplicates;
         if !logged.is_empty() || created {
             let pos =
                 if logged.is_empty() { self.wal.write(&[])? } else { self.wal.write(&wal::encode_samples(&logged))? };
@@ -267,6 +232,175 @@ impl Engine {
         self.metrics.head_series.set(self.active.load(Ordering::Relaxed));
         Ok(out)
     }
+
+    /// Appends the series of one shard (`group`: indexes into `batch` and label hashes) under
+    /// its lock.
+    ///
+    /// Every series' slot is probed (a small map) before any series is touched, prefetching the
+    /// series it names, and the labels and head chunk of the series a few places ahead are
+    /// prefetched too, so the cache misses of a run of series overlap instead of coming one
+    /// after another.
+    #[allow(clippy::too_many_arguments)]
+    fn append_group<L: LabelPair>(
+        &self,
+        shard: &mut Shard,
+        sh: usize,
+        group: &[(u32, u64)],
+        batch: &[(&[L], &[Sample])],
+        ctx: &AppendCtx<'_>,
+        slots: &mut Vec<Option<u32>>,
+        tally: &mut Tally,
+    ) -> Result<(), StoreError> {
+        slots.clear();
+        slots.extend(group.iter().map(|&(_, hash)| {
+            let slot = shard.probe(hash);
+            if let Some(slot) = slot {
+                shard.series.prefetch(slot);
+            }
+            slot
+        }));
+        for (k, &(i, hash)) in group.iter().enumerate() {
+            if let Some(&Some(ahead)) = slots.get(k + PREFETCH_AHEAD)
+                && let Some((_, s)) = shard.series.at(ahead)
+            {
+                // Labels run to a few hundred bytes: every line of them is compared.
+                for line in s.labels.chunks(64).take(8) {
+                    prefetch(line.as_ptr());
+                }
+                prefetch(s.head.tail_ptr());
+            }
+            let (labels, samples) = batch[i as usize];
+            // A series created earlier in this group was not there when the slots were probed.
+            let candidate = slots[k].or_else(|| shard.probe(hash));
+            let found = shard.verify(hash, candidate, labels).map(|(_, sref)| sref);
+            self.append_entry(shard, sh, found, &Entry { index: i, labels, samples, hash }, ctx, tally)?;
+        }
+        Ok(())
+    }
+
+    /// Appends one series' samples; `found` is its reference when the shard holds it.
+    fn append_entry<L: LabelPair>(
+        &self,
+        shard: &mut Shard,
+        sh: usize,
+        found: Option<u64>,
+        e: &Entry<'_, L>,
+        ctx: &AppendCtx<'_>,
+        tally: &mut Tally,
+    ) -> Result<(), StoreError> {
+        let (labels, samples) = (e.labels, e.samples);
+        let n = samples.len() as u64;
+        // Every series in the head was created below after a full `check_labels` (or replayed
+        // from the WAL record logged then), so a label set equal to one it holds is sorted,
+        // unique and well-formed; only the limits, which a reload may have lowered, are
+        // checked again. That saves the name validation for all but new series.
+        let checked =
+            if found.is_some() { check_limits(labels, &ctx.cfg.limits) } else { check_labels(labels, &ctx.cfg.limits) };
+        if let Err((reason, detail)) = checked {
+            tally.rejected.push((e.index, Rejection { reason, series: describe_raw(labels), detail, samples: n }));
+            return Ok(());
+        }
+        let sref = match found {
+            Some(r) => r,
+            None => match self.create_series(shard, sh, e.hash, labels, ctx.cfg, &mut tally.created)? {
+                Ok(r) => r,
+                Err((reason, detail)) => {
+                    let series = SortedLabelsDisplay(labels).to_string();
+                    tally.rejected.push((e.index, Rejection { reason, series, detail, samples: n }));
+                    return Ok(());
+                }
+            },
+        };
+        let Some(series) = shard.series.get_mut(&sref) else { return Ok(()) };
+        let was_active = !series.head.is_empty();
+        let mut cache = DiskCache::new(&self.disk, &self.metrics);
+        let mut refused = Refused::default();
+        let oldest_allowed = ctx.oldest_allowed;
+        for s in samples {
+            let t = s.timestamp;
+            if t < oldest_allowed {
+                refused.add(RejectReason::TooOld, || {
+                    format!("sample at {t} is older than the retention period (oldest accepted {oldest_allowed})")
+                });
+                continue;
+            }
+            match series.append(sref, t, s.value, Some(ctx.window), &mut cache)? {
+                Outcome::Appended => {
+                    tally.logged.push((sref, t, s.value.to_bits()));
+                    tally.batch_max = tally.batch_max.max(t);
+                }
+                // Logged again: the first copy may sit in the head without a WAL record
+                // (its request failed to log, e.g. disk full, and got a 5xx), so this retry's
+                // 2xx must make it durable itself. Replaying a duplicate is a no-op.
+                Outcome::Duplicate => {
+                    tally.duplicates += 1;
+                    tally.logged.push((sref, t, s.value.to_bits()));
+                }
+                Outcome::DuplicateTimestamp => refused
+                    .add(RejectReason::DuplicateTimestamp, || format!("a different value is already stored at {t}")),
+                Outcome::OutOfOrder => {
+                    let newest = series.max_t;
+                    refused.add(RejectReason::OutOfOrder, || format!("sample at {t} is older than the out-of-order window allows (newest sample of the series is at {newest})"))
+                }
+            }
+        }
+        if !was_active && !series.head.is_empty() {
+            self.active.fetch_add(1, Ordering::Relaxed);
+        }
+        if !refused.by_reason.is_empty() {
+            let name = SortedLabelsDisplay(labels).to_string();
+            for (reason, samples, detail) in refused.by_reason {
+                tally.rejected.push((e.index, Rejection { reason, series: name.clone(), detail, samples }));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How far ahead of the series being appended its successors' labels and head chunk are
+/// prefetched: far enough for the loads to arrive, near enough that they are still cached.
+const PREFETCH_AHEAD: usize = 4;
+
+/// One series of a write and its label hash.
+struct Entry<'b, L> {
+    /// Position in the write.
+    index: u32,
+    labels: &'b [L],
+    samples: &'b [Sample],
+    hash: u64,
+}
+
+/// What every series of one write shares.
+struct AppendCtx<'c> {
+    cfg: &'c StoreConfig,
+    /// Out-of-order window, ms.
+    window: i64,
+    /// Samples older than this are beyond retention.
+    oldest_allowed: i64,
+}
+
+/// What appending a write's series produced so far.
+#[derive(Default)]
+struct Tally {
+    /// `(series, timestamp, value bits)` for the WAL frame.
+    logged: Vec<(u64, i64, u64)>,
+    duplicates: u64,
+    /// With the index of the series in the write, to report them in request order.
+    rejected: Vec<(u32, Rejection)>,
+    batch_max: i64,
+    /// A series was created (its WAL record must be synced even if no sample was accepted).
+    created: bool,
+}
+
+/// Indexes into `batch` and label hashes of its series per shard, each list in request order (so
+/// a series sent twice in one write is appended in the order sent).
+fn group_by_shard<L: LabelPair>(batch: &[(&[L], &[Sample])], label_hash: LabelHash) -> Vec<Vec<(u32, u64)>> {
+    let mut groups: Vec<Vec<(u32, u64)>> = (0..SHARDS).map(|_| Vec::with_capacity(batch.len() / SHARDS + 8)).collect();
+    for (i, (labels, _)) in batch.iter().enumerate() {
+        let hash = label_hash.of(labels);
+        groups[shard_of_hash(hash)].push((i as u32, hash));
+    }
+    groups
 }
 
 fn truncate(s: &str) -> &str {

@@ -260,3 +260,65 @@ fn a_data_dir_in_the_previous_layout_is_refused_not_truncated() {
     assert!(err.to_string().contains("older store format"), "{err}");
     assert_eq!(std::fs::read(&old).expect("read"), b"payload without record headers");
 }
+
+/// Sets or clears the label hash marker of a closed data folder, as a folder written before the
+/// marker existed (clear) or by a given hash (set) would look.
+fn set_label_hash_marker(dir: &std::path::Path, marker: Option<u8>) {
+    let sled = super::persist::open_sled(&dir.join("index"), 1 << 20).expect("sled");
+    let state = sled.open_tree("state").expect("state");
+    match marker {
+        Some(m) => state.insert(b"label_hash", &[m]).map(|_| ()),
+        None => state.remove(b"label_hash").map(|_| ()),
+    }
+    .expect("marker");
+    sled.flush().expect("flush");
+}
+
+#[test]
+fn folders_from_before_the_fast_label_hash_keep_finding_their_series() {
+    use super::index::LabelHash;
+    let labels: Vec<[(&str, &str); 3]> = (0..40)
+        .map(|i| {
+            [
+                ("__name__", "m"),
+                ("host", ["a", "bb", "ccc-dddd", "eeeeeeeeeeeeeeeeeeee"][i % 4]),
+                ("i", ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"][i / 4]),
+            ]
+        })
+        .collect();
+    let write = |db: &super::Db, t: i64| {
+        let out = db.append(labels.iter().map(|l| ts(l, &[(t, t as f64)])).collect()).expect("append");
+        assert_eq!(out.accepted, labels.len() as u64);
+    };
+    // A fresh folder takes the fast hash and keeps it.
+    let fresh = tempfile::tempdir().expect("tmp");
+    {
+        let (db, _) = open(cfg(fresh.path()));
+        assert_eq!(db.engine.label_hash, LabelHash::Fast);
+    }
+    assert_eq!(open(cfg(fresh.path())).0.engine.label_hash, LabelHash::Fast);
+
+    // A folder written with the legacy hash, its marker removed as before the marker existed,
+    // once through sled (checkpointed) and once through the WAL alone.
+    for checkpointed in [true, false] {
+        let d = tempfile::tempdir().expect("tmp");
+        std::fs::create_dir_all(d.path().join("index")).expect("dir");
+        set_label_hash_marker(d.path(), Some(LabelHash::Legacy.marker()));
+        {
+            let (db, _) = open(cfg(d.path()));
+            assert_eq!(db.engine.label_hash, LabelHash::Legacy);
+            write(&db, 1_000);
+            if checkpointed {
+                db.checkpoint().expect("checkpoint");
+            }
+            drop(db);
+        }
+        set_label_hash_marker(d.path(), None);
+        let (db, _) = open(cfg(d.path()));
+        assert_eq!(db.engine.label_hash, LabelHash::Legacy, "checkpointed {checkpointed}");
+        write(&db, 2_000);
+        assert_eq!(db.stats().series, labels.len() as u64, "no series was created twice");
+        assert_eq!(select_all(&db, "m", i64::MIN, i64::MAX).len(), labels.len());
+        assert!(select_all(&db, "m", i64::MIN, i64::MAX).iter().all(|(_, s)| s.len() == 2));
+    }
+}

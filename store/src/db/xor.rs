@@ -66,6 +66,12 @@ impl XorChunk {
         self.buf.bytes()
     }
 
+    /// Where the next append writes (for prefetching; not to be read through).
+    pub fn tail_ptr(&self) -> *const u8 {
+        let b = self.buf.bytes();
+        b.as_ptr().wrapping_add(b.len().saturating_sub(1))
+    }
+
     /// Valid bits in [`XorChunk::bytes`].
     pub fn bit_len(&self) -> usize {
         self.buf.bit_len()

@@ -178,12 +178,43 @@ impl<'a> WriteRequestRef<'a> {
     }
 }
 
+/// A label message in the form every common encoder writes (name field, then value field, one-byte
+/// lengths, ASCII text, nothing else), read without the general field loop. Anything else, or
+/// `None`, goes to that loop; prost reads this form to the same label.
+#[inline]
+fn canonical_label(buf: &[u8]) -> Option<LabelRef<'_>> {
+    let (&[name_key, name_len], rest) = buf.split_first_chunk::<2>()?;
+    let name_len = name_len as usize;
+    if name_key != 0x0a || name_len >= 0x80 || rest.len() < name_len + 2 {
+        return None;
+    }
+    let (name, rest) = rest.split_at(name_len);
+    let (&[value_key, value_len], value) = rest.split_first_chunk::<2>()?;
+    if value_key != 0x12 || value.len() != value_len as usize || !name.is_ascii() || !value.is_ascii() {
+        return None;
+    }
+    // SAFETY: both were just checked to be ASCII, which is valid UTF-8.
+    #[allow(unsafe_code)]
+    let label =
+        unsafe { LabelRef { name: std::str::from_utf8_unchecked(name), value: std::str::from_utf8_unchecked(value) } };
+    Some(label)
+}
+
 fn decode_label(buf: &[u8], depth: u32) -> Result<LabelRef<'_>, ProtoError> {
+    if let Some(label) = canonical_label(buf) {
+        return Ok(label);
+    }
     let mut r = Reader { buf, pos: 0 };
     let mut label = LabelRef { name: "", value: "" };
+    // Label messages are nearly always ASCII throughout (keys, lengths and text alike): one
+    // word-at-a-time check of the whole message then stands for the UTF-8 validation of both
+    // strings, which otherwise costs two calls per label on every write.
+    let ascii = buf.is_ascii();
     while !r.is_empty() {
         let (tag, wire) = r.key()?;
         match tag {
+            1 if ascii => label.name = r.ascii_string("Label.name", wire)?,
+            2 if ascii => label.value = r.ascii_string("Label.value", wire)?,
             1 => label.name = r.string("Label.name", wire)?,
             2 => label.value = r.string("Label.value", wire)?,
             _ => r.skip(wire, tag, depth)?,
@@ -193,6 +224,17 @@ fn decode_label(buf: &[u8], depth: u32) -> Result<LabelRef<'_>, ProtoError> {
 }
 
 fn decode_sample(buf: &[u8], depth: u32) -> Result<Sample, ProtoError> {
+    // The usual form: the value field, then the timestamp field running to the end.
+    if let Some((&[0x09], rest)) = buf.split_first_chunk::<1>()
+        && let Some((value, [0x10, ts @ ..])) = rest.split_first_chunk::<8>()
+    {
+        let mut r = Reader { buf: ts, pos: 0 };
+        if let Ok(t) = r.varint()
+            && r.is_empty()
+        {
+            return Ok(Sample { value: f64::from_bits(u64::from_le_bytes(*value)), timestamp: t as i64 });
+        }
+    }
     let mut r = Reader { buf, pos: 0 };
     let mut sample = Sample::default();
     while !r.is_empty() {
@@ -332,6 +374,19 @@ impl<'a> Reader<'a> {
     fn string(&mut self, field: &'static str, wire: u8) -> Result<&'a str, ProtoError> {
         expect_wire(field, wire, LENGTH_DELIMITED)?;
         std::str::from_utf8(self.length_delimited()?).map_err(|_| ProtoError::InvalidString(field))
+    }
+
+    /// [`Reader::string`] within a buffer already known to be ASCII.
+    #[inline]
+    fn ascii_string(&mut self, field: &'static str, wire: u8) -> Result<&'a str, ProtoError> {
+        expect_wire(field, wire, LENGTH_DELIMITED)?;
+        let bytes = self.length_delimited()?;
+        debug_assert!(bytes.is_ascii());
+        // SAFETY: the caller checked that the whole buffer, which holds `bytes`, is ASCII, and
+        // ASCII is valid UTF-8.
+        #[allow(unsafe_code)]
+        let text = unsafe { std::str::from_utf8_unchecked(bytes) };
+        Ok(text)
     }
 
     /// Skips an unknown field (prost's `skip_field`, recursion budget included).

@@ -409,3 +409,56 @@ proptest! {
         verdicts_agree(&raw).map_err(TestCaseError::fail)?;
     }
 }
+
+#[test]
+fn usual_label_and_sample_forms_and_their_near_misses_decode_like_prost() {
+    // The forms read without the field loop, and each one-byte step away from them (a lengths
+    // mismatch, a trailing field, fields swapped, a non-ASCII name, the value field omitted).
+    let canonical = b"\x0a\x03job\x12\x03api".to_vec();
+    let mut labels = vec![canonical.clone()];
+    labels.push(b"\x0a\x03job\x12\x04api".to_vec());
+    labels.push(b"\x0a\x03job\x12\x02api".to_vec());
+    labels.push([canonical.as_slice(), b"\x18\x01"].concat());
+    labels.push(b"\x12\x03api\x0a\x03job".to_vec());
+    labels.push(b"\x0a\x02\xc3\xa9\x12\x01v".to_vec());
+    labels.push(b"\x0a\x02\xc3\x28\x12\x01v".to_vec());
+    labels.push(b"\x0a\x03job".to_vec());
+    labels.push(b"\x0a\x03jo".to_vec());
+    for label in &labels {
+        let raw = one_label_request(label);
+        assert_agree(&raw);
+    }
+    let raw = one_label_request(&canonical);
+    let got = WriteRequestRef::decode(&raw).expect("decode");
+    assert_eq!((got.series(0).labels[0].name, got.series(0).labels[0].value), ("job", "api"));
+
+    let mut sample = vec![0x09];
+    sample.extend_from_slice(&2.5f64.to_le_bytes());
+    sample.push(0x10);
+    prost::encoding::encode_varint(1_700_000_000_000, &mut sample);
+    let negative = {
+        let mut s = sample[..10].to_vec();
+        prost::encoding::encode_varint(-5i64 as u64, &mut s);
+        s
+    };
+    for body in [
+        sample.clone(),
+        negative,
+        [sample.as_slice(), b"\x10\x07"].concat(),
+        [sample.as_slice(), b"\x18"].concat(),
+        sample[..sample.len() - 1].to_vec(),
+        sample[..9].to_vec(),
+    ] {
+        let mut series = Vec::new();
+        len_field(&mut series, 2, &body);
+        let mut raw = Vec::new();
+        len_field(&mut raw, 1, &series);
+        assert_agree(&raw);
+    }
+    let mut series = Vec::new();
+    len_field(&mut series, 2, &sample);
+    let mut raw = Vec::new();
+    len_field(&mut raw, 1, &series);
+    let got = WriteRequestRef::decode(&raw).expect("decode");
+    assert_eq!(got.series(0).samples, &[Sample { value: 2.5, timestamp: 1_700_000_000_000 }]);
+}
