@@ -151,7 +151,11 @@ mod tests {
         let live = live_bytes(&db).expect("live");
         assert!(live >= 2000 * 304, "{live}");
         let (before, after) = run(db, &dir).expect("vacuum");
-        assert!(after * 2 < before, "{before} -> {after}");
+        // How much garbage sled still holds before depends on its background segment cleaning
+        // (as little as 3.7 MB once, on a loaded machine); the copy holds the live data in a few
+        // 512 KiB segments.
+        assert!(after < before, "{before} -> {after}");
+        assert!(after <= 4 * live + (1 << 20), "{after} bytes for {live} live");
         assert_eq!(contents(&dir), want);
         assert!(!side(&dir, ".vacuum").exists() && !side(&dir, ".old").exists());
     }
