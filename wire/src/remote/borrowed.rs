@@ -190,7 +190,14 @@ fn canonical_label(buf: &[u8]) -> Option<LabelRef<'_>> {
     }
     let (name, rest) = rest.split_at(name_len);
     let (&[value_key, value_len], value) = rest.split_first_chunk::<2>()?;
-    if value_key != 0x12 || value.len() != value_len as usize || !name.is_ascii() || !value.is_ascii() {
+    // A length byte of 0x80 or more starts a longer varint: not this form, even when the rest of
+    // the message happens to be that many bytes long.
+    if value_key != 0x12
+        || value_len >= 0x80
+        || value.len() != value_len as usize
+        || !name.is_ascii()
+        || !value.is_ascii()
+    {
         return None;
     }
     // SAFETY: both were just checked to be ASCII, which is valid UTF-8.
@@ -206,15 +213,9 @@ fn decode_label(buf: &[u8], depth: u32) -> Result<LabelRef<'_>, ProtoError> {
     }
     let mut r = Reader { buf, pos: 0 };
     let mut label = LabelRef { name: "", value: "" };
-    // Label messages are nearly always ASCII throughout (keys, lengths and text alike): one
-    // word-at-a-time check of the whole message then stands for the UTF-8 validation of both
-    // strings, which otherwise costs two calls per label on every write.
-    let ascii = buf.is_ascii();
     while !r.is_empty() {
         let (tag, wire) = r.key()?;
         match tag {
-            1 if ascii => label.name = r.ascii_string("Label.name", wire)?,
-            2 if ascii => label.value = r.ascii_string("Label.value", wire)?,
             1 => label.name = r.string("Label.name", wire)?,
             2 => label.value = r.string("Label.value", wire)?,
             _ => r.skip(wire, tag, depth)?,
@@ -374,19 +375,6 @@ impl<'a> Reader<'a> {
     fn string(&mut self, field: &'static str, wire: u8) -> Result<&'a str, ProtoError> {
         expect_wire(field, wire, LENGTH_DELIMITED)?;
         std::str::from_utf8(self.length_delimited()?).map_err(|_| ProtoError::InvalidString(field))
-    }
-
-    /// [`Reader::string`] within a buffer already known to be ASCII.
-    #[inline]
-    fn ascii_string(&mut self, field: &'static str, wire: u8) -> Result<&'a str, ProtoError> {
-        expect_wire(field, wire, LENGTH_DELIMITED)?;
-        let bytes = self.length_delimited()?;
-        debug_assert!(bytes.is_ascii());
-        // SAFETY: the caller checked that the whole buffer, which holds `bytes`, is ASCII, and
-        // ASCII is valid UTF-8.
-        #[allow(unsafe_code)]
-        let text = unsafe { std::str::from_utf8_unchecked(bytes) };
-        Ok(text)
     }
 
     /// Skips an unknown field (prost's `skip_field`, recursion budget included).

@@ -424,6 +424,10 @@ fn usual_label_and_sample_forms_and_their_near_misses_decode_like_prost() {
     labels.push(b"\x0a\x02\xc3\x28\x12\x01v".to_vec());
     labels.push(b"\x0a\x03job".to_vec());
     labels.push(b"\x0a\x03jo".to_vec());
+    // A two-byte value length (0x85 0x01 = 133) over 133 bytes that start with its second byte:
+    // read as a one-byte length 0x85 the rest would fit; prost reads 133 and runs out.
+    labels.push([b"\x0a\x01a\x12\x85\x01".as_slice(), &[b'x'; 132]].concat());
+    labels.push([b"\x0a\x01a\x12\x85\x01".as_slice(), &[b'x'; 133]].concat());
     for label in &labels {
         let raw = one_label_request(label);
         assert_agree(&raw);
