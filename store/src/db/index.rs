@@ -416,8 +416,8 @@ mod tests {
 
     #[test]
     fn label_hashes_of_many_similar_series_do_not_collide() {
-        // Series differing in one short value, in where a name ends and its value starts, or in
-        // label order: the shapes a hash over concatenated bytes would confuse.
+        // Series differing in one short value, in an empty label beside an extra one, or in where a
+        // name ends and its value starts: the shapes a hash over concatenated bytes would confuse.
         let mut seen = std::collections::HashSet::new();
         let mut n = 0;
         for host in 0..200 {

@@ -16,6 +16,9 @@ use super::{AppendOutcome, RejectReason, Rejection};
 use crate::config::{Limits, StoreConfig, WalFsync};
 use crate::error::StoreError;
 
+/// A new series' slot and reference, or why it was refused (a series limit).
+type Created = Result<(u32, u64), (RejectReason, String)>;
+
 /// Per-series tally of refused samples by reason.
 #[derive(Default)]
 struct Refused {
@@ -84,8 +87,8 @@ fn check_limits<L: LabelPair>(labels: &[L], limits: &Limits) -> Result<(), (Reje
 }
 
 impl Engine {
-    /// Creates a series the shard does not hold (labels already checked); `Err` carries a
-    /// refusal (series limits).
+    /// Creates a series the shard does not hold (labels already checked) and returns its slot
+    /// and reference; `Err` carries a refusal (series limits).
     fn create_series<L: LabelPair>(
         &self,
         shard: &mut Shard,
@@ -94,7 +97,7 @@ impl Engine {
         labels: &[L],
         cfg: &StoreConfig,
         created: &mut bool,
-    ) -> Result<Result<u64, (RejectReason, String)>, StoreError> {
+    ) -> Result<Created, StoreError> {
         let limit = cfg.limits.max_active_series;
         if self.active.load(Ordering::Relaxed) >= limit as i64 {
             return Ok(Err((
@@ -132,11 +135,11 @@ impl Engine {
         self.postings.write().add(sref as u32, &enc);
         let enc = enc.into_boxed_slice();
         self.pending_series.lock().push((sref, enc.clone()));
-        shard.insert(sref, MemSeries::new(enc, hash));
+        let slot = shard.insert(sref, MemSeries::new(enc, hash));
         self.metrics.series_created.inc();
         self.metrics.series.inc();
         *created = true;
-        Ok(Ok(sref))
+        Ok(Ok((slot, sref)))
     }
 
     pub fn append(&self, batch: Vec<TimeSeries>) -> Result<AppendOutcome, StoreError> {
@@ -272,18 +275,18 @@ impl Engine {
             let (labels, samples) = batch[i as usize];
             // A series created earlier in this group was not there when the slots were probed.
             let candidate = slots[k].or_else(|| shard.probe(hash));
-            let found = shard.verify(hash, candidate, labels).map(|(_, sref)| sref);
+            let found = shard.verify(hash, candidate, labels);
             self.append_entry(shard, sh, found, &Entry { index: i, labels, samples, hash }, ctx, tally)?;
         }
         Ok(())
     }
 
-    /// Appends one series' samples; `found` is its reference when the shard holds it.
+    /// Appends one series' samples; `found` is its slot and reference when the shard holds it.
     fn append_entry<L: LabelPair>(
         &self,
         shard: &mut Shard,
         sh: usize,
-        found: Option<u64>,
+        found: Option<(u32, u64)>,
         e: &Entry<'_, L>,
         ctx: &AppendCtx<'_>,
         tally: &mut Tally,
@@ -300,8 +303,8 @@ impl Engine {
             tally.rejected.push((e.index, Rejection { reason, series: describe_raw(labels), detail, samples: n }));
             return Ok(());
         }
-        let sref = match found {
-            Some(r) => r,
+        let (slot, sref) = match found {
+            Some(found) => found,
             None => match self.create_series(shard, sh, e.hash, labels, ctx.cfg, &mut tally.created)? {
                 Ok(r) => r,
                 Err((reason, detail)) => {
@@ -311,7 +314,8 @@ impl Engine {
                 }
             },
         };
-        let Some(series) = shard.series.get_mut(&sref) else { return Ok(()) };
+        // The slot, not the reference: a second map probe per series is what the slab avoids.
+        let Some((_, series)) = shard.series.at_mut(slot) else { return Ok(()) };
         let was_active = !series.head.is_empty();
         let mut cache = DiskCache::new(&self.disk, &self.metrics);
         let mut refused = Refused::default();
